@@ -1,0 +1,266 @@
+//! Configuration, layered as built-in defaults < TOML file (`--config`) < `.env` < environment.
+//!
+//! Names are the Python system's environment variables, so its `.env` files keep working.
+//! Loading never stops at the first problem: a bad configuration is reported once, listing every
+//! missing or invalid setting by name, so an operator fixes everything in one go.
+
+mod layers;
+mod reader;
+mod secret;
+mod spec;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+pub use layers::Sources;
+pub use secret::Secret;
+pub use spec::{SETTINGS, SettingSpec};
+
+use crate::providers::tts::catalog;
+use reader::Reader;
+
+/// Which program is starting; it decides which settings are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The companion web server: needs LiveKit credentials and URL to issue tokens.
+    TokenServer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmProvider {
+    Groq,
+    OpenAi,
+}
+
+impl LlmProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Groq => "groq",
+            Self::OpenAi => "openai",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "groq" => Some(Self::Groq),
+            "openai" => Some(Self::OpenAi),
+            _ => None,
+        }
+    }
+
+    /// The model used when neither the profile nor `LLM_MODEL` names one.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            Self::Groq => "llama-3.3-70b-versatile",
+            Self::OpenAi => "gpt-4o-mini",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveKitSettings {
+    pub url: Url,
+    /// What browsers are told to connect to; the same as `url` unless set apart.
+    pub public_url: Url,
+    pub api_key: String,
+    pub api_secret: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub sarvam_api_key: Option<Secret>,
+    pub sarvam_base_url: Url,
+    pub groq_api_key: Option<Secret>,
+    pub groq_base_url: Url,
+    pub openai_api_key: Option<Secret>,
+    pub openai_base_url: Url,
+}
+
+/// What a profile gets for anything it leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileDefaults {
+    pub language: String,
+    pub voice: String,
+    pub llm_provider: LlmProvider,
+    pub llm_model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct N8nSettings {
+    /// `None` when n8n is not used: profiles then come from the local directory only.
+    pub base_url: Option<Url>,
+    pub agent_config_path: String,
+    pub lead_capture_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfileSettings {
+    pub dir: PathBuf,
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub token_ttl: Duration,
+    /// Tokens per client address per minute; 0 means unlimited.
+    pub token_rate_limit_per_min: u32,
+    pub cors_origins: Vec<String>,
+    pub trust_forwarded_for: bool,
+    pub admin_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub livekit: LiveKitSettings,
+    /// Empty means automatic dispatch: the worker gets a job for every new room.
+    pub agent_name: String,
+    pub providers: ProviderSettings,
+    pub defaults: ProfileDefaults,
+    pub n8n: N8nSettings,
+    pub profiles: ProfileSettings,
+    pub web: WebSettings,
+    pub log_format: LogFormat,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The setting's environment variable name, or the source that could not be read.
+    pub name: String,
+    pub why: String,
+}
+
+/// Every problem found, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.problems.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        write!(f, "the configuration has {count} {noun}:")?;
+        for problem in &self.problems {
+            write!(f, "\n  - {}: {}", problem.name, problem.why)?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Reads and checks the configuration for `role`, reporting every problem at once.
+    pub fn load(sources: &Sources, role: Role) -> Result<Self, ConfigError> {
+        let merged = sources.merge();
+        let mut reader = Reader::new(&merged);
+        let settings = read(&mut reader, role);
+        reader.finish().map(|()| settings)
+    }
+}
+
+fn read(r: &mut Reader<'_>, role: Role) -> Settings {
+    let required = matches!(role, Role::TokenServer);
+    let livekit_url = r.url("LIVEKIT_URL", &["ws", "wss", "http", "https"], required);
+    let public_url = r.url("LIVEKIT_PUBLIC_URL", &["ws", "wss", "http", "https"], false);
+    let api_key = r.string("LIVEKIT_API_KEY", required);
+    let api_secret = r.secret("LIVEKIT_API_SECRET", required);
+    let placeholder = Url::parse("ws://unset.invalid").expect("a constant, valid URL");
+    let url = livekit_url.unwrap_or(placeholder);
+
+    let llm_provider = r.choice("LLM_PROVIDER", LlmProvider::parse, "groq or openai").unwrap_or(LlmProvider::Groq);
+    let llm_model = r.string("LLM_MODEL", false).unwrap_or_else(|| llm_provider.default_model().to_owned());
+    let language = r.string("DEFAULT_LANGUAGE", true).unwrap_or_default();
+    let voice = r.string("DEFAULT_VOICE", true).unwrap_or_default();
+    if catalog::language(&language).is_none() {
+        r.problem(
+            "DEFAULT_LANGUAGE",
+            format!("`{language}` is not a supported language; use one of {}", catalog::language_codes()),
+        );
+    } else if !catalog::offers_voice(catalog::DEFAULT_TTS_MODEL, &language, &voice) {
+        let offered = catalog::voice_names(catalog::DEFAULT_TTS_MODEL, &language);
+        r.problem(
+            "DEFAULT_VOICE",
+            format!("`{voice}` is not a {} voice for {language}; use one of {offered}", catalog::DEFAULT_TTS_MODEL),
+        );
+    }
+
+    let agent_name = r.string("AGENT_NAME", false).unwrap_or_default();
+    if let Some(bad) = agent_name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        r.problem("AGENT_NAME", format!("`{agent_name}` contains `{bad}`; use letters, digits, `-`, `_` and `.` only"));
+    }
+
+    let settings = Settings {
+        livekit: LiveKitSettings {
+            public_url: public_url.unwrap_or_else(|| url.clone()),
+            url,
+            api_key: api_key.unwrap_or_default(),
+            api_secret: api_secret.unwrap_or_else(|| Secret::new("")),
+        },
+        agent_name,
+        providers: ProviderSettings {
+            sarvam_api_key: r.secret("SARVAM_API_KEY", false),
+            sarvam_base_url: r.base_url("SARVAM_BASE_URL"),
+            groq_api_key: r.secret("GROQ_API_KEY", false),
+            groq_base_url: r.base_url("GROQ_BASE_URL"),
+            openai_api_key: r.secret("OPENAI_API_KEY", false),
+            openai_base_url: r.base_url("OPENAI_BASE_URL"),
+        },
+        defaults: ProfileDefaults { language, voice, llm_provider, llm_model },
+        n8n: N8nSettings {
+            base_url: r.url("N8N_BASE_URL", &["http", "https"], false),
+            agent_config_path: r.path("N8N_WEBHOOK_AGENT_CONFIG"),
+            lead_capture_path: r.path("N8N_WEBHOOK_LEAD_CAPTURE"),
+        },
+        profiles: ProfileSettings {
+            dir: PathBuf::from(r.string("PROFILES_DIR", true).unwrap_or_default()),
+            cache_ttl: Duration::from_secs(r.number("PROFILE_CACHE_TTL_SECS", 0..=86_400)),
+        },
+        web: WebSettings {
+            host: r
+                .parsed("WEB_HOST", "an IP address such as 0.0.0.0 or 127.0.0.1")
+                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            port: r.number("WEB_PORT", 1..=65_535),
+            dir: PathBuf::from(r.string("WEB_DIR", true).unwrap_or_default()),
+            token_ttl: Duration::from_secs(r.number("TOKEN_TTL_SECS", 60..=86_400)),
+            token_rate_limit_per_min: r.number("TOKEN_RATE_LIMIT_PER_MIN", 0..=100_000),
+            cors_origins: r.origins("CORS_ORIGINS"),
+            trust_forwarded_for: r.flag("TRUST_FORWARDED_FOR"),
+            admin_token: r.secret("ADMIN_TOKEN", false),
+        },
+        log_format: r
+            .choice(
+                "LOG_FORMAT",
+                |value| match value {
+                    "text" => Some(LogFormat::Text),
+                    "json" => Some(LogFormat::Json),
+                    _ => None,
+                },
+                "text or json",
+            )
+            .unwrap_or(LogFormat::Text),
+    };
+    if let Some(secret) = &settings.web.admin_token
+        && secret.expose().len() < 16
+    {
+        r.problem(
+            "ADMIN_TOKEN",
+            "is shorter than 16 characters; use a long random value (e.g. `openssl rand -hex 24`)".to_owned(),
+        );
+    }
+    settings
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+//! Every setting the product reads: its name, built-in default, and what it is for.
+//!
+//! One table serves the defaults layer, the check for unknown keys in a config file, and the
+//! tests that keep `.env.example` and the README in step with the code.
+
+/// One setting. Names are the environment variable names; a TOML config file uses the same
+/// names in lower case.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingSpec {
+    pub name: &'static str,
+    /// The built-in value, or `None` when the setting is unset unless someone sets it.
+    pub default: Option<&'static str>,
+    /// Secrets are redacted everywhere and never echoed back in error messages.
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+const fn setting(name: &'static str, default: Option<&'static str>, doc: &'static str) -> SettingSpec {
+    SettingSpec { name, default, secret: false, doc }
+}
+
+const fn secret(name: &'static str, doc: &'static str) -> SettingSpec {
+    SettingSpec { name, default: None, secret: true, doc }
+}
+
+pub const SETTINGS: &[SettingSpec] = &[
+    setting("LIVEKIT_URL", None, "WebSocket URL of the LiveKit server (ws:// or wss://)."),
+    setting(
+        "LIVEKIT_PUBLIC_URL",
+        None,
+        "URL browsers use to reach LiveKit when it differs from LIVEKIT_URL (proxies, Docker networks).",
+    ),
+    setting("LIVEKIT_API_KEY", None, "LiveKit API key; tokens are signed for it."),
+    secret("LIVEKIT_API_SECRET", "LiveKit API secret that signs every token."),
+    setting(
+        "AGENT_NAME",
+        Some(""),
+        "Name the worker registers under; empty means it is dispatched to every new room automatically.",
+    ),
+    secret("SARVAM_API_KEY", "Sarvam AI subscription key for speech-to-text and text-to-speech."),
+    setting("SARVAM_BASE_URL", Some("https://api.sarvam.ai"), "Sarvam API endpoint (override for a proxy or a mock)."),
+    secret("GROQ_API_KEY", "Groq API key, needed when LLM_PROVIDER=groq."),
+    setting("GROQ_BASE_URL", Some("https://api.groq.com/openai/v1"), "Groq OpenAI-compatible endpoint."),
+    secret("OPENAI_API_KEY", "OpenAI API key, needed when LLM_PROVIDER=openai."),
+    setting("OPENAI_BASE_URL", Some("https://api.openai.com/v1"), "OpenAI endpoint (or any OpenAI-compatible server)."),
+    setting("LLM_PROVIDER", Some("groq"), "Default chat model provider for profiles that name none: groq or openai."),
+    setting(
+        "LLM_MODEL",
+        None,
+        "Default chat model; unset means llama-3.3-70b-versatile on Groq, gpt-4o-mini on OpenAI.",
+    ),
+    setting("DEFAULT_LANGUAGE", Some("hi-IN"), "Language used when neither the caller nor the profile picks one."),
+    setting("DEFAULT_VOICE", Some("arya"), "TTS voice used when neither the caller nor the profile picks one."),
+    setting("N8N_BASE_URL", None, "Base URL of n8n (e.g. https://n8n.example.com); unset means local profiles only."),
+    setting(
+        "N8N_WEBHOOK_AGENT_CONFIG",
+        Some("/webhook/agent-config"),
+        "Path of the n8n webhook that answers agent profiles (GET ?agent_id=ID).",
+    ),
+    setting(
+        "N8N_WEBHOOK_LEAD_CAPTURE",
+        Some("/webhook/lead-capture"),
+        "Path of the n8n webhook that receives call records (POST).",
+    ),
+    setting(
+        "PROFILES_DIR",
+        Some("profiles"),
+        "Directory of local agent profiles (*.toml), used when n8n is off or does not know an agent.",
+    ),
+    setting(
+        "PROFILE_CACHE_TTL_SECS",
+        Some("300"),
+        "How long a profile fetched from n8n is reused before asking n8n again.",
+    ),
+    setting("WEB_HOST", Some("0.0.0.0"), "Address the token server listens on."),
+    setting("WEB_PORT", Some("3000"), "Port the token server and its page listen on."),
+    setting("WEB_DIR", Some("web"), "Directory holding the page (public/) and its npm packages (node_modules/)."),
+    setting("TOKEN_TTL_SECS", Some("3600"), "Lifetime of the LiveKit tokens the token server issues."),
+    setting(
+        "TOKEN_RATE_LIMIT_PER_MIN",
+        Some("30"),
+        "Tokens one client address may obtain per minute; 0 disables the limit.",
+    ),
+    setting(
+        "CORS_ORIGINS",
+        Some(""),
+        "Comma-separated origins allowed to call the API from other sites; empty means same-origin only.",
+    ),
+    setting(
+        "TRUST_FORWARDED_FOR",
+        Some("false"),
+        "Take the client address from X-Forwarded-For (only behind a proxy you run).",
+    ),
+    secret("ADMIN_TOKEN", "Bearer token for admin endpoints such as /api/invalidate-cache; unset disables them."),
+    setting(
+        "LOG_FORMAT",
+        Some("text"),
+        "Log output: text for people, json for log collectors. Levels come from RUST_LOG.",
+    ),
+];
+
+pub fn find(name: &str) -> Option<&'static SettingSpec> {
+    SETTINGS.iter().find(|spec| spec.name.eq_ignore_ascii_case(name))
+}

@@ -1,0 +1,16 @@
+//! A LiveKit voice-AI agent worker and its companion token server.
+//!
+//! Module map (one concern each):
+//! - [`config`]: settings from defaults, a TOML file, `.env` and the environment.
+//! - [`profiles`]: agent profiles from n8n (cached) with local TOML fallbacks.
+//! - [`providers`]: speech and language model providers.
+//! - [`web`]: the token server and the page people talk to the agent through.
+//! - [`livekit`]: LiveKit access tokens.
+
+pub mod config;
+pub mod livekit;
+pub mod profiles;
+pub mod providers;
+pub mod shutdown;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,3 @@
+//! Speaking LiveKit: access tokens.
+
+pub mod token;

@@ -1,0 +1,29 @@
+//! Agent profiles: from n8n when it knows the agent (cached), else from `profiles/*.toml`.
+
+mod cache;
+mod local;
+mod n8n;
+mod profile;
+mod store;
+
+use std::path::PathBuf;
+
+pub use n8n::{N8nAnswer, N8nClient, N8nError, classify as classify_n8n_answer};
+pub use profile::{
+    AgentProfile, LeadField, LeadFieldKind, LlmOptions, ProfileDoc, SttOptions, TtsOptions, TurnOptions, check_id,
+};
+pub use store::{FAILURE_RETRY, N8N_TIMEOUT, ProfileStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("profile directory {}: {source}", dir.display())]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("invalid local profiles:\n  - {}", problems.join("\n  - "))]
+    InvalidLocal { problems: Vec<String> },
+    #[error("invalid agent id {0}")]
+    InvalidId(String),
+    #[error("unknown agent `{0}`: neither n8n nor profiles/{0}.toml has a profile with that id")]
+    UnknownAgent(String),
+    #[error("agent `{id}` is unavailable: {reason}")]
+    Unavailable { id: String, reason: String },
+}

@@ -1,0 +1,3 @@
+//! Speech and language model providers, one module per kind.
+
+pub mod tts;

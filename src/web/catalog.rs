@@ -1,0 +1,98 @@
+//! Read-only endpoints: languages and voices, agents, a profile, health.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::profiles::{AgentProfile, ProfileError};
+use crate::providers::tts::catalog;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LanguagesQuery {
+    /// Voices depend on the agent's TTS model; without an agent the default model's are listed.
+    agent_id: Option<String>,
+}
+
+pub async fn languages(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<LanguagesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let defaults = &state.settings.defaults;
+    let (model, default_language, default_voice) = match &query.agent_id {
+        Some(id) => {
+            let profile = state.profiles.get(id).await.map_err(|e| profile_error(e, "agentId"))?;
+            (profile.tts.model.clone(), profile.language.clone(), profile.voice.clone())
+        }
+        None => (catalog::DEFAULT_TTS_MODEL.to_owned(), defaults.language.clone(), defaults.voice.clone()),
+    };
+    let languages: Vec<Value> = catalog::LANGUAGES
+        .iter()
+        .map(|language| {
+            let mut entry = json!(language);
+            entry["voices"] = json!(catalog::voices(&model, language.code));
+            entry
+        })
+        .collect();
+    let voices = catalog::voices(&model, &default_language);
+    Ok(Json(json!({
+        "languages": languages,
+        "voices": voices,
+        "ttsModel": model,
+        "defaultLanguage": default_language,
+        "defaultVoice": default_voice,
+    })))
+}
+
+pub async fn agents(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let agents: Vec<Value> = state
+        .profiles
+        .local_profiles()
+        .map(|p| json!({ "id": p.id, "name": p.name, "language": p.language, "voice": p.voice }))
+        .collect();
+    Json(json!({ "agents": agents, "defaultAgentId": "default" }))
+}
+
+pub async fn config(
+    State(state): State<Arc<AppState>>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<AgentProfile>, ApiError> {
+    let profile = state.profiles.get(&agent_id).await.map_err(|e| profile_error(e, "agentId"))?;
+    Ok(Json(AgentProfile::clone(&profile)))
+}
+
+pub async fn health() -> Json<Value> {
+    Json(
+        json!({ "status": "healthy", "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true) }),
+    )
+}
+
+/// Maps a profile lookup failure to the API's answer; `field` names the request field that held
+/// the agent id.
+pub fn profile_error(error: ProfileError, field: &'static str) -> ApiError {
+    match error {
+        ProfileError::InvalidId(why) => {
+            ApiError::field(StatusCode::BAD_REQUEST, "invalid_agent_id", field, format!("`{field}` {why}"))
+        }
+        ProfileError::UnknownAgent(id) => ApiError::field(
+            StatusCode::NOT_FOUND,
+            "unknown_agent",
+            field,
+            format!("`{field}` `{id}` is not a known agent"),
+        ),
+        ProfileError::Unavailable { id, .. } => ApiError::field(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "agent_unavailable",
+            field,
+            format!("`{field}` `{id}`: the agent's profile cannot be loaded right now; try again shortly"),
+        ),
+        ProfileError::Dir { .. } | ProfileError::InvalidLocal { .. } => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "agent profiles are misconfigured")
+        }
+    }
+}
