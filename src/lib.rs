@@ -5,8 +5,10 @@
 //! - [`profiles`]: agent profiles from n8n (cached) with local TOML fallbacks.
 //! - [`providers`]: speech and language model providers.
 //! - [`web`]: the token server and the page people talk to the agent through.
-//! - [`livekit`]: LiveKit access tokens.
+//! - [`livekit`]: the LiveKit protocol: tokens, signalling, WebRTC peers, rooms, data.
+//! - [`audio`]: Opus coding, resampling and real-time pacing.
 
+pub mod audio;
 pub mod config;
 pub mod livekit;
 pub mod profiles;

@@ -39,7 +39,7 @@ async fn a_token_grants_one_fresh_room_and_nothing_more() {
     let request = json!({"agentId": "clinic-hi", "language": "hi-IN", "voice": "vidya", "userName": "  Priya Sharma "});
     let (status, _, body) = post(&server, "/api/token", request.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["livekitUrl"], "ws://127.0.0.1:7880/");
+    assert_eq!(body["livekitUrl"], "ws://127.0.0.1:7880", "as configured, without a trailing slash");
     let claims = verify(body["token"].as_str().expect("token"));
 
     assert_eq!(claims.sub, body["identity"].as_str().expect("identity"));

@@ -170,3 +170,11 @@ fn env_example_documents_every_setting() {
         assert!(comment.starts_with('#'), "{} in .env.example has no comment line above it", setting.name);
     }
 }
+
+#[test]
+fn readme_lists_every_setting() {
+    let readme = include_str!("../../README.md");
+    for setting in SETTINGS {
+        assert!(readme.contains(&format!("| `{}` |", setting.name)), "README's settings table lacks {}", setting.name);
+    }
+}

@@ -1,3 +1,6 @@
 //! Speaking LiveKit: access tokens.
 
+pub mod data;
+pub mod peer;
+pub mod signal;
 pub mod token;

@@ -1,0 +1,79 @@
+//! One protobuf per binary WebSocket frame, in both directions.
+
+use livekit_protocol::{SignalRequest, SignalResponse, signal_request, signal_response};
+use prost::Message;
+
+/// Signalling messages are small (SDP is the largest, a few KiB); this bounds what a broken or
+/// hostile peer can make us decode.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("the signalling frame is {0} bytes, over the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("the signalling frame is not a valid protobuf: {0}")]
+    Malformed(String),
+    #[error("the signalling frame carries no message")]
+    Empty,
+}
+
+pub fn encode_request(message: signal_request::Message) -> Vec<u8> {
+    SignalRequest { message: Some(message) }.encode_to_vec()
+}
+
+pub fn encode_response(message: signal_response::Message) -> Vec<u8> {
+    SignalResponse { message: Some(message) }.encode_to_vec()
+}
+
+/// Decodes what a server sends. A message type this build does not know yields `Empty`, which
+/// callers ignore, as LiveKit clients do.
+pub fn decode_response(bytes: &[u8]) -> Result<signal_response::Message, FrameError> {
+    check_size(bytes)?;
+    let response = SignalResponse::decode(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    response.message.ok_or(FrameError::Empty)
+}
+
+/// Decodes what a client sends.
+pub fn decode_request(bytes: &[u8]) -> Result<signal_request::Message, FrameError> {
+    check_size(bytes)?;
+    let request = SignalRequest::decode(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    request.message.ok_or(FrameError::Empty)
+}
+
+fn check_size(bytes: &[u8]) -> Result<(), FrameError> {
+    if bytes.len() > MAX_FRAME_BYTES { Err(FrameError::TooLarge(bytes.len())) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livekit_protocol::Ping;
+
+    #[test]
+    fn round_trips_both_directions() {
+        let ping = signal_request::Message::PingReq(Ping { timestamp: 42, rtt: 7 });
+        assert_eq!(decode_request(&encode_request(ping.clone())), Ok(ping));
+        let refresh = signal_response::Message::RefreshToken("jwt".into());
+        assert_eq!(decode_response(&encode_response(refresh.clone())), Ok(refresh));
+    }
+
+    #[test]
+    fn garbage_is_an_error_never_a_panic() {
+        assert_eq!(decode_request(&[]), Err(FrameError::Empty));
+        assert!(matches!(decode_request(&[0xff, 0xff, 0xff]), Err(FrameError::Malformed(_))));
+        assert!(matches!(decode_response(&vec![0u8; MAX_FRAME_BYTES + 1]), Err(FrameError::TooLarge(_))));
+        let mut seed = 0x2545_f491_u32;
+        for length in 0..400 {
+            let bytes: Vec<u8> = (0..length)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode_request(&bytes);
+            let _ = decode_response(&bytes);
+        }
+    }
+}
