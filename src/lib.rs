@@ -10,6 +10,7 @@
 
 pub mod audio;
 pub mod config;
+pub mod devserver;
 pub mod livekit;
 pub mod profiles;
 pub mod providers;

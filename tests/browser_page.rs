@@ -10,12 +10,14 @@ use support::{TokenServer, repo_path, settings};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_works_in_chromium() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let closed_port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
     let livekit = format!("ws://127.0.0.1:{closed_port}");
     let server = TokenServer::start(settings(&[("LIVEKIT_URL", &livekit)])).await;
     let script = repo_path("tests/browser/page.mjs");
     assert!(
-        repo_path("tests/browser/node_modules/playwright-core").is_dir() && repo_path("web/node_modules/livekit-client").is_dir(),
+        repo_path("tests/browser/node_modules/playwright-core").is_dir()
+            && repo_path("web/node_modules/livekit-client").is_dir(),
         "npm packages missing: run scripts/setup.sh"
     );
     let output = tokio::process::Command::new("node")

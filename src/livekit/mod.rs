@@ -2,5 +2,6 @@
 
 pub mod data;
 pub mod peer;
+pub mod room;
 pub mod signal;
 pub mod token;

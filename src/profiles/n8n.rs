@@ -187,7 +187,9 @@ pub fn classify(
         return Err(N8nError::BadProfile("missing field `id` (n8n profiles must name their agent id)".into()));
     }
     let doc: ProfileDoc = serde_json::from_value(json).map_err(|e| N8nError::BadProfile(e.to_string()))?;
-    doc.resolve(id, defaults).map(|profile| N8nAnswer::Profile(Box::new(profile))).map_err(|problems| N8nError::BadProfile(problems.join("; ")))
+    doc.resolve(id, defaults)
+        .map(|profile| N8nAnswer::Profile(Box::new(profile)))
+        .map_err(|problems| N8nError::BadProfile(problems.join("; ")))
 }
 
 /// The start of a body, on one line, for log messages.

@@ -83,7 +83,12 @@ pub async fn issue(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token_failed", "the token could not be signed")
     })?;
     tracing::info!(%client, room = %room_name, %identity, agent_id = %profile.id, %language, %voice, "token issued");
-    Ok(Json(TokenResponse { token, room_name, livekit_url: settings.livekit.public_url.as_str().trim_end_matches('/').to_owned(), identity }))
+    Ok(Json(TokenResponse {
+        token,
+        room_name,
+        livekit_url: settings.livekit.public_url.as_str().trim_end_matches('/').to_owned(),
+        identity,
+    }))
 }
 
 fn check_user_name(raw: &str) -> Result<String, ApiError> {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
 
+pub mod audio;
+pub mod livekit;
 pub mod n8n;
 
 use std::net::SocketAddr;

@@ -27,7 +27,7 @@ impl Reliability {
     /// The deprecated `kind` field is still set on send because older SFUs and SDKs read it to
     /// pick the channel semantics (client-sdk-js `publishData` sets it too).
     #[allow(deprecated)]
-    fn stamp(self, packet: &mut DataPacket) {
+    fn set_kind(self, packet: &mut DataPacket) {
         packet.kind = match self {
             Self::Reliable => Kind::Reliable,
             Self::Lossy => Kind::Lossy,
@@ -51,7 +51,7 @@ pub fn user_packet(
     let user =
         UserPacket { payload, topic, destination_identities: destination_identities.clone(), ..Default::default() };
     let mut packet = DataPacket { destination_identities, value: Some(Value::User(user)), ..Default::default() };
-    reliability.stamp(&mut packet);
+    reliability.set_kind(&mut packet);
     packet
 }
 

@@ -91,6 +91,13 @@ impl PeerHandle {
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
+
+    /// A handle whose commands a test reads directly, with no peer behind it.
+    #[cfg(test)]
+    pub(crate) fn for_test() -> (Self, mpsc::Receiver<PeerCommand>) {
+        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        (Self { commands }, receiver)
+    }
 }
 
 struct Datagram {

@@ -74,11 +74,23 @@ impl Participant {
 pub enum ParticipantChange {
     Joined(Participant),
     /// `reason` is the protobuf `DisconnectReason`.
-    Left { participant: Participant, reason: i32 },
+    Left {
+        participant: Participant,
+        reason: i32,
+    },
     /// Keys whose value changed; a removed key maps to an empty string.
-    AttributesChanged { participant: Participant, changed: HashMap<String, String> },
-    TrackPublished { participant: Participant, track: Track },
-    TrackUnpublished { participant: Participant, track: Track },
+    AttributesChanged {
+        participant: Participant,
+        changed: HashMap<String, String>,
+    },
+    TrackPublished {
+        participant: Participant,
+        track: Track,
+    },
+    TrackUnpublished {
+        participant: Participant,
+        track: Track,
+    },
     /// Name or metadata changed.
     Updated(Participant),
 }
@@ -90,20 +102,8 @@ pub struct Participants {
 }
 
 impl Participants {
-    pub fn new(local_sid: impl Into<String>) -> Self {
-        Self { local_sid: local_sid.into(), remote: HashMap::new() }
-    }
-
     pub fn get(&self, sid: &str) -> Option<&Participant> {
         self.remote.get(sid).map(|(participant, _)| participant)
-    }
-
-    pub fn all(&self) -> impl Iterator<Item = &Participant> {
-        self.remote.values().map(|(participant, _)| participant)
-    }
-
-    pub fn by_identity(&self, identity: &str) -> Option<&Participant> {
-        self.all().find(|p| p.identity == identity)
     }
 
     /// Applies one snapshot; older versions than the one held are ignored, as LiveKit requires.
@@ -118,7 +118,12 @@ impl Participants {
             }
             let participant = Participant::from_proto(info);
             let mut changes = vec![ParticipantChange::Joined(participant.clone())];
-            changes.extend(participant.tracks.iter().map(|t| ParticipantChange::TrackPublished { participant: participant.clone(), track: t.clone() }));
+            changes.extend(
+                participant
+                    .tracks
+                    .iter()
+                    .map(|t| ParticipantChange::TrackPublished { participant: participant.clone(), track: t.clone() }),
+            );
             self.remote.insert(info.sid.clone(), (participant, info.version));
             return changes;
         };
@@ -135,9 +140,10 @@ impl Participants {
         diff(&before, &after)
     }
 
-    /// Everyone is gone (our connection ended); returns who was here.
-    pub fn clear(&mut self) -> Vec<Participant> {
-        self.remote.drain().map(|(_, (participant, _))| participant).collect()
+    /// Forgets everyone whose sid is not in `present` (they left while we were away); returns them.
+    pub fn retain(&mut self, present: &[&str]) -> Vec<Participant> {
+        let gone: Vec<String> = self.remote.keys().filter(|sid| !present.contains(&sid.as_str())).cloned().collect();
+        gone.iter().filter_map(|sid| self.remote.remove(sid)).map(|(participant, _)| participant).collect()
     }
 
     pub fn set_local_sid(&mut self, sid: impl Into<String>) {
@@ -147,9 +153,15 @@ impl Participants {
 
 fn diff(before: &Participant, after: &Participant) -> Vec<ParticipantChange> {
     let mut changes = Vec::new();
-    let mut changed: HashMap<String, String> =
-        after.attributes.iter().filter(|(k, v)| before.attributes.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    changed.extend(before.attributes.keys().filter(|k| !after.attributes.contains_key(*k)).map(|k| (k.clone(), String::new())));
+    let mut changed: HashMap<String, String> = after
+        .attributes
+        .iter()
+        .filter(|(k, v)| before.attributes.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    changed.extend(
+        before.attributes.keys().filter(|k| !after.attributes.contains_key(*k)).map(|k| (k.clone(), String::new())),
+    );
     if !changed.is_empty() {
         changes.push(ParticipantChange::AttributesChanged { participant: after.clone(), changed });
     }
@@ -181,23 +193,37 @@ mod tests {
             state: participant_info::State::Active as i32,
             kind: participant_info::Kind::Agent as i32,
             attributes: attributes.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
-            tracks: tracks.iter().map(|sid| TrackInfo { sid: (*sid).into(), r#type: TrackType::Audio as i32, ..Default::default() }).collect(),
+            tracks: tracks
+                .iter()
+                .map(|sid| TrackInfo { sid: (*sid).into(), r#type: TrackType::Audio as i32, ..Default::default() })
+                .collect(),
             ..Default::default()
         }
     }
 
     #[test]
     fn joins_updates_and_leaves() {
-        let mut participants = Participants::new("PA_me");
+        let mut participants = Participants::default();
+        participants.set_local_sid("PA_me");
         assert!(participants.apply(&info("PA_me", 1, &[], &[])).is_empty(), "we are not a remote participant");
         let joined = participants.apply(&info("PA_a", 1, &[("lk.agent.state", "initializing")], &["TR_1"]));
         assert!(matches!(&joined[0], ParticipantChange::Joined(p) if p.kind == ParticipantKind::Agent));
-        assert!(matches!(&joined[1], ParticipantChange::TrackPublished { track, .. } if track.sid == "TR_1" && track.audio));
+        assert!(
+            matches!(&joined[1], ParticipantChange::TrackPublished { track, .. } if track.sid == "TR_1" && track.audio)
+        );
 
         let changes = participants.apply(&info("PA_a", 2, &[("lk.agent.state", "listening")], &[]));
         let expected_attrs: HashMap<_, _> = [("lk.agent.state".to_owned(), "listening".to_owned())].into();
-        assert!(changes.iter().any(|c| matches!(c, ParticipantChange::AttributesChanged { changed, .. } if *changed == expected_attrs)));
-        assert!(changes.iter().any(|c| matches!(c, ParticipantChange::TrackUnpublished { track, .. } if track.sid == "TR_1")));
+        assert!(
+            changes.iter().any(
+                |c| matches!(c, ParticipantChange::AttributesChanged { changed, .. } if *changed == expected_attrs)
+            )
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, ParticipantChange::TrackUnpublished { track, .. } if track.sid == "TR_1"))
+        );
         assert!(participants.apply(&info("PA_a", 2, &[("x", "stale")], &[])).is_empty(), "same version ignored");
 
         let mut gone = info("PA_a", 3, &[], &[]);
@@ -210,7 +236,8 @@ mod tests {
 
     #[test]
     fn removed_attributes_are_reported_empty() {
-        let mut participants = Participants::new("PA_me");
+        let mut participants = Participants::default();
+        participants.set_local_sid("PA_me");
         participants.apply(&info("PA_a", 1, &[("k", "v")], &[]));
         let changes = participants.apply(&info("PA_a", 2, &[], &[]));
         let expected: HashMap<_, _> = [("k".to_owned(), String::new())].into();

@@ -11,9 +11,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
+use super::ConnectError;
 use super::frames::{FrameError, decode_response};
 use super::url::validate_url;
-use super::ConnectError;
 
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -25,23 +25,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// out of proxy logs) and returns it with the server's first message.
 pub async fn open(url: &Url, token: &str) -> Result<(WsStream, signal_response::Message), ConnectError> {
     let mut request = url.as_str().into_client_request().map_err(|e| ConnectError::InvalidUrl(e.to_string()))?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ConnectError::InvalidToken("it contains characters not allowed in an HTTP header".into()))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| ConnectError::InvalidToken("it contains characters not allowed in an HTTP header".into()))?;
     request.headers_mut().insert("authorization", bearer);
     let connecting = tokio_tungstenite::connect_async(request);
     let (mut ws, _) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Err(_) => return Err(ConnectError::Unreachable(format!("{} did not answer within {CONNECT_TIMEOUT:?}", host(url)))),
+        Err(_) => {
+            return Err(ConnectError::Unreachable(format!("{} did not answer within {CONNECT_TIMEOUT:?}", host(url))));
+        }
         Ok(Err(tungstenite::Error::Http(response))) => {
             let status = response.status().as_u16();
-            let body = response.body().as_deref().map(String::from_utf8_lossy).map(|b| b.trim().to_owned()).unwrap_or_default();
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .map(|b| b.trim().to_owned())
+                .unwrap_or_default();
             let reason = if body.is_empty() { validation_reason(url, token).await.unwrap_or_default() } else { body };
             return Err(ConnectError::Refused { status, reason });
         }
         Ok(Err(e)) => return Err(ConnectError::Unreachable(format!("{}: {e}", host(url)))),
         Ok(Ok(connected)) => connected,
     };
-    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, next_message(&mut ws))
-        .await
-        .map_err(|_| ConnectError::Protocol(format!("the server sent nothing within {FIRST_FRAME_TIMEOUT:?} of the join")))??;
+    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, next_message(&mut ws)).await.map_err(|_| {
+        ConnectError::Protocol(format!("the server sent nothing within {FIRST_FRAME_TIMEOUT:?} of the join"))
+    })??;
     Ok((ws, first))
 }
 
@@ -66,7 +74,8 @@ pub async fn next_message(ws: &mut WsStream) -> Result<signal_response::Message,
 
 /// Asks `/rtc/validate` why the server refused, as LiveKit's own clients do.
 async fn validation_reason(url: &Url, token: &str) -> Option<String> {
-    let response = reqwest::Client::new().get(validate_url(url)).bearer_auth(token).timeout(CONNECT_TIMEOUT).send().await.ok()?;
+    let response =
+        reqwest::Client::new().get(validate_url(url)).bearer_auth(token).timeout(CONNECT_TIMEOUT).send().await.ok()?;
     response.text().await.ok().map(|text| text.trim().to_owned()).filter(|text| !text.is_empty())
 }
 

@@ -24,7 +24,9 @@ impl Keepalive {
     /// From the JoinResponse's `ping_interval` and `ping_timeout` in seconds; zeros (servers that
     /// do not set them) fall back to LiveKit's defaults of 5 s and 15 s.
     pub fn new(interval_secs: i32, timeout_secs: i32, now: Instant) -> Self {
-        let seconds = |value: i32, fallback: u64| Duration::from_secs(u64::try_from(value).ok().filter(|v| *v > 0).unwrap_or(fallback));
+        let seconds = |value: i32, fallback: u64| {
+            Duration::from_secs(u64::try_from(value).ok().filter(|v| *v > 0).unwrap_or(fallback))
+        };
         let interval = seconds(interval_secs, 5);
         Self { interval, timeout: seconds(timeout_secs, 15), next_ping: now + interval, last_heard: now, rtt: None }
     }

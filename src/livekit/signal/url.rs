@@ -44,7 +44,9 @@ pub fn endpoint(base: &str, path: &str, websocket: bool) -> Result<Url, ConnectE
         ("wss" | "https", true) => "wss",
         ("ws" | "http", false) => "http",
         ("wss" | "https", false) => "https",
-        (other, _) => return Err(ConnectError::InvalidUrl(format!("`{base}`: scheme `{other}` is not ws, wss, http or https"))),
+        (other, _) => {
+            return Err(ConnectError::InvalidUrl(format!("`{base}`: scheme `{other}` is not ws, wss, http or https")));
+        }
     };
     if url.host().is_none() {
         return Err(ConnectError::InvalidUrl(format!("`{base}` has no host")));
@@ -69,7 +71,10 @@ mod tests {
         for expected in ["protocol=16", "sdk=rust", "auto_subscribe=1"] {
             assert!(query.contains(&expected.to_owned()), "{query:?}");
         }
-        assert_eq!(rtc_url("ws://127.0.0.1:7880", &JoinParams::default()).expect("valid").as_str().split('?').next(), Some("ws://127.0.0.1:7880/rtc"));
+        assert_eq!(
+            rtc_url("ws://127.0.0.1:7880", &JoinParams::default()).expect("valid").as_str().split('?').next(),
+            Some("ws://127.0.0.1:7880/rtc")
+        );
         assert_eq!(validate_url(&url).path(), "/base/rtc/validate");
         assert_eq!(validate_url(&url).scheme(), "https");
     }

@@ -1,0 +1,192 @@
+//! A LiveKit-compatible server for tests and local development (`agent-worker dev-server`).
+//!
+//! It speaks the classic dual-PeerConnection protocol on `/rtc` as LiveKit does: tokens are
+//! checked before the WebSocket upgrade (401/400 with a reason, also on `/rtc/validate`); rooms
+//! are created on first join and keep the creating token's roomConfig; each participant gets a
+//! subscriber offer carrying the server's data channels; every published audio track is
+//! forwarded to every other participant, with renegotiation as people come and go; data follows
+//! LiveKit's sequence and identity rules. It is ICE-lite like LiveKit Cloud, so clients must be
+//! the controlling ICE agent.
+//!
+//! `/rtc/v1` (single-PeerConnection mode) answers 404, as servers before it existed did; current
+//! livekit-client releases try it first and fall back to `/rtc`. Resuming a session is not
+//! supported: a resume is answered with a RECONNECT leave and clients rejoin in full.
+
+mod auth;
+mod data_rules;
+mod ids;
+mod room;
+mod session;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use livekit_api::access_token::{AccessToken, Claims};
+use tokio::net::TcpListener;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::config::Secret;
+use room::Rooms;
+use session::JoinOptions;
+
+/// `livekit-server --dev` uses this key pair; so do we, so its users' tokens work unchanged.
+pub const DEV_API_KEY: &str = "devkey";
+pub const DEV_API_SECRET: &str = "secret";
+
+#[derive(Debug, Clone)]
+pub struct DevServerConfig {
+    pub api_key: String,
+    pub api_secret: Secret,
+    /// Addresses WebRTC binds to and offers as ICE candidates.
+    pub rtc_ips: Vec<IpAddr>,
+}
+
+struct Server {
+    config: Arc<DevServerConfig>,
+    rooms: Arc<Rooms>,
+}
+
+/// A running dev server, for tests and for `agent-worker dev`.
+pub struct DevServer {
+    address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl DevServer {
+    pub async fn start(bind: SocketAddr, config: DevServerConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(bind).await?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(serve(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self { address, stop: Some(stop), task })
+    }
+
+    /// The WebSocket URL clients connect to.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.address)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: DevServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let server = Arc::new(Server { config: Arc::new(config), rooms: Arc::new(Rooms::default()) });
+    // Browsers ask /rtc/validate with fetch from the page's origin, so every origin is allowed,
+    // as LiveKit allows it.
+    let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any);
+    let app = Router::new()
+        .route("/", get(|| async { "OK" }))
+        .route("/rtc", get(rtc))
+        .route("/rtc/validate", get(validate))
+        .route("/rtc/v1", get(single_pc))
+        .route("/rtc/v1/validate", get(single_pc))
+        .layer(cors)
+        .with_state(server);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+type Params = Query<HashMap<String, String>>;
+
+async fn rtc(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(query): Params,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let claims = match admit(&server, &headers, &query) {
+        Ok(claims) => claims,
+        Err(refusal) => {
+            tracing::info!(status = refusal.status.as_u16(), "join refused: {}", refusal.reason);
+            return (refusal.status, refusal.reason).into_response();
+        }
+    };
+    let Ok(upgrade) = upgrade else {
+        return (StatusCode::NOT_FOUND, "/rtc takes WebSocket connections").into_response();
+    };
+    let options = JoinOptions {
+        auto_subscribe: query.get("auto_subscribe").is_none_or(|v| v != "0" && v != "false"),
+        resume: query.get("reconnect").is_some_and(|v| v == "1" || v == "true"),
+    };
+    let config = server.config.clone();
+    let rooms = server.rooms.clone();
+    upgrade
+        .max_message_size(signal_frame_limit())
+        .on_upgrade(move |ws| session::run(ws, config, rooms, claims, options))
+}
+
+async fn validate(State(server): State<Arc<Server>>, headers: HeaderMap, Query(query): Params) -> Response {
+    match admit(&server, &headers, &query) {
+        Ok(_) => (StatusCode::OK, "success").into_response(),
+        Err(refusal) => (refusal.status, refusal.reason).into_response(),
+    }
+}
+
+async fn single_pc() -> Response {
+    (StatusCode::NOT_FOUND, "single peer connection mode (/rtc/v1) is not supported; use /rtc").into_response()
+}
+
+fn admit(server: &Server, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Claims, auth::Refusal> {
+    let token = auth::token(headers, query)?;
+    let claims = auth::verify(token, &server.config.api_key, &server.config.api_secret)?;
+    auth::check_join(&claims)?;
+    if query.contains_key("join_request") {
+        return Err(auth::Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: "join_request (single peer connection mode) is not supported; use /rtc".into(),
+        });
+    }
+    Ok(claims)
+}
+
+fn signal_frame_limit() -> usize {
+    crate::livekit::signal::frames::MAX_FRAME_BYTES
+}
+
+/// A fresh token with the same grants, as LiveKit sends after a join, valid for ten minutes.
+fn refresh_token(config: &DevServerConfig, claims: &Claims) -> String {
+    let mut token = AccessToken::with_api_key(&config.api_key, config.api_secret.expose())
+        .with_identity(&claims.sub)
+        .with_name(&claims.name)
+        .with_kind(&claims.kind)
+        .with_metadata(&claims.metadata)
+        .with_attributes(claims.attributes.clone())
+        .with_grants(claims.video.clone())
+        .with_ttl(Duration::from_secs(600));
+    if let Some(config) = &claims.room_config {
+        token = token.with_room_config(config.clone());
+    }
+    token.to_jwt().unwrap_or_default()
+}

@@ -1,0 +1,470 @@
+//! One room of the dev server: a task that owns who is in the room, what they publish and who
+//! receives it, and sets up media forwarding between participants' peers. Participants' sessions
+//! talk to it over channels, so a broken session can only end itself.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use livekit_protocol as pb;
+use tokio::sync::{mpsc, oneshot};
+
+use super::data_rules::{self, Sender};
+use super::ids;
+use crate::livekit::data;
+use crate::livekit::peer::{MediaSink, PeerCommand, PeerHandle};
+
+/// How a room reaches one participant's session.
+#[derive(Debug, Clone)]
+pub(super) struct SessionLink {
+    pub tx: mpsc::UnboundedSender<ToSession>,
+    pub publisher: PeerHandle,
+    pub subscriber: PeerHandle,
+}
+
+#[derive(Debug)]
+pub(super) enum ToSession {
+    Updates(Vec<pb::ParticipantInfo>),
+    Subscribe {
+        track: pb::TrackInfo,
+        publisher_sid: String,
+    },
+    Unsubscribe {
+        track_sid: String,
+    },
+    Data {
+        bytes: Vec<u8>,
+        reliable: bool,
+    },
+    /// The server removes the participant (duplicate identity, room closed...).
+    Leave(pb::LeaveRequest),
+}
+
+#[derive(Debug)]
+pub(super) enum RoomMsg {
+    Join {
+        info: Box<pb::ParticipantInfo>,
+        auto_subscribe: bool,
+        link: SessionLink,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    Leave {
+        sid: String,
+        reason: pb::DisconnectReason,
+    },
+    Active {
+        sid: String,
+    },
+    /// Media arrived on a published track, carried by section `mid` of the publisher's peer.
+    TrackReady {
+        sid: String,
+        track: Box<pb::TrackInfo>,
+        mid: String,
+    },
+    TrackRemoved {
+        sid: String,
+        track_sid: String,
+    },
+    /// The subscriber negotiated section `mid` for `track_sid`: media can be forwarded to it.
+    Subscribed {
+        sid: String,
+        track_sid: String,
+        mid: String,
+    },
+    Update {
+        sid: String,
+        name: String,
+        metadata: String,
+        attributes: HashMap<String, String>,
+    },
+    Mute {
+        sid: String,
+        track_sid: String,
+        muted: bool,
+    },
+    Data {
+        sid: String,
+        bytes: Vec<u8>,
+        reliable: bool,
+    },
+    Subscription {
+        sid: String,
+        track_sids: Vec<String>,
+        subscribe: bool,
+    },
+}
+
+#[derive(Debug)]
+pub(super) struct JoinReply {
+    pub room: pb::Room,
+    pub others: Vec<pb::ParticipantInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct RoomHandle {
+    tx: mpsc::UnboundedSender<RoomMsg>,
+}
+
+impl RoomHandle {
+    pub fn send(&self, message: RoomMsg) -> bool {
+        self.tx.send(message).is_ok()
+    }
+}
+
+/// Rooms by name, created on first join.
+#[derive(Debug, Default)]
+pub(super) struct Rooms {
+    rooms: Mutex<HashMap<String, RoomHandle>>,
+}
+
+impl Rooms {
+    /// The room, created with `config` (the creating token's roomConfig) when new.
+    pub fn get_or_create(self: &Arc<Self>, name: &str, config: Option<pb::RoomConfiguration>) -> RoomHandle {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = rooms.get(name).filter(|h| !h.tx.is_closed()) {
+            return handle.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = RoomHandle { tx };
+        rooms.insert(name.to_owned(), handle.clone());
+        let room = RoomState::new(name, config.unwrap_or_default());
+        tracing::info!(room = name, sid = %room.info.sid, "room created");
+        tokio::spawn(run(room, rx, self.clone()));
+        handle
+    }
+
+    /// Removes the room if it is still the registered one and nothing is waiting in its queue
+    /// (a join may have arrived while it decided to close).
+    fn remove_if_idle(&self, name: &str, rx: &mpsc::UnboundedReceiver<RoomMsg>) -> bool {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        if !rx.is_empty() {
+            return false;
+        }
+        rooms.remove(name);
+        true
+    }
+}
+
+struct PublishedTrack {
+    info: pb::TrackInfo,
+    /// The section carrying it on the publisher's peer.
+    mid: String,
+    /// Subscribers and, once negotiated, the section carrying it on their peer.
+    subscribers: HashMap<String, Option<String>>,
+}
+
+struct Member {
+    info: pb::ParticipantInfo,
+    link: SessionLink,
+    auto_subscribe: bool,
+    last_sequence: u32,
+    tracks: HashMap<String, PublishedTrack>,
+}
+
+impl Member {
+    fn is_agent(&self) -> bool {
+        self.info.kind == pb::participant_info::Kind::Agent as i32
+    }
+
+    fn can_subscribe(&self) -> bool {
+        self.info.permission.as_ref().is_some_and(|p| p.can_subscribe)
+    }
+
+    fn hidden(&self) -> bool {
+        self.info.permission.as_ref().is_some_and(|p| p.hidden)
+    }
+}
+
+struct RoomState {
+    info: pb::Room,
+    departure_timeout: Duration,
+    members: HashMap<String, Member>,
+}
+
+impl RoomState {
+    fn new(name: &str, config: pb::RoomConfiguration) -> Self {
+        let now = chrono::Utc::now();
+        let departure = if config.departure_timeout > 0 { config.departure_timeout } else { 20 };
+        let info = pb::Room {
+            sid: ids::sid("RM_"),
+            name: name.to_owned(),
+            empty_timeout: if config.empty_timeout > 0 { config.empty_timeout } else { 300 },
+            departure_timeout: departure,
+            max_participants: config.max_participants,
+            creation_time: now.timestamp(),
+            creation_time_ms: now.timestamp_millis(),
+            metadata: config.metadata.clone(),
+            ..Default::default()
+        };
+        Self { info, departure_timeout: Duration::from_secs(u64::from(departure)), members: HashMap::new() }
+    }
+
+    fn handle(&mut self, message: RoomMsg) {
+        match message {
+            RoomMsg::Join { info, auto_subscribe, link, reply } => self.join(*info, auto_subscribe, link, reply),
+            RoomMsg::Leave { sid, reason } => self.leave(&sid, reason),
+            RoomMsg::Active { sid } => {
+                if let Some(member) = self.members.get_mut(&sid) {
+                    member.info.state = pb::participant_info::State::Active as i32;
+                    self.changed(&sid);
+                }
+            }
+            RoomMsg::TrackReady { sid, track, mid } => self.track_ready(&sid, *track, mid),
+            RoomMsg::TrackRemoved { sid, track_sid } => self.track_removed(&sid, &track_sid),
+            RoomMsg::Subscribed { sid, track_sid, mid } => {
+                let publisher = self.members.values_mut().find(|m| m.tracks.contains_key(&track_sid));
+                if let Some(publisher) = publisher {
+                    let track = publisher.tracks.get_mut(&track_sid).expect("found by key just above");
+                    track.subscribers.insert(sid, Some(mid));
+                    let publisher_sid = publisher.info.sid.clone();
+                    self.update_routes(&publisher_sid, &track_sid);
+                }
+            }
+            RoomMsg::Update { sid, name, metadata, attributes } => {
+                let Some(member) = self.members.get_mut(&sid) else { return };
+                if !name.is_empty() {
+                    member.info.name = name;
+                }
+                if !metadata.is_empty() {
+                    member.info.metadata = metadata;
+                }
+                for (key, value) in attributes {
+                    if value.is_empty() {
+                        member.info.attributes.remove(&key);
+                    } else {
+                        member.info.attributes.insert(key, value);
+                    }
+                }
+                self.changed(&sid);
+            }
+            RoomMsg::Mute { sid, track_sid, muted } => {
+                let Some(member) = self.members.get_mut(&sid) else { return };
+                for track in member.info.tracks.iter_mut().filter(|t| t.sid == track_sid) {
+                    track.muted = muted;
+                }
+                self.changed(&sid);
+            }
+            RoomMsg::Data { sid, bytes, reliable } => self.data(&sid, &bytes, reliable),
+            RoomMsg::Subscription { sid, track_sids, subscribe } => {
+                for track_sid in track_sids {
+                    if subscribe {
+                        self.subscribe(&sid, &track_sid);
+                    } else {
+                        self.unsubscribe(&sid, &track_sid);
+                    }
+                }
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        info: pb::ParticipantInfo,
+        auto_subscribe: bool,
+        link: SessionLink,
+        reply: oneshot::Sender<JoinReply>,
+    ) {
+        let duplicate = self.members.values().find(|m| m.info.identity == info.identity).map(|m| m.info.sid.clone());
+        if let Some(old) = duplicate {
+            if let Some(member) = self.members.get(&old) {
+                let leave =
+                    pb::LeaveRequest { reason: pb::DisconnectReason::DuplicateIdentity as i32, ..Default::default() };
+                let _ = member.link.tx.send(ToSession::Leave(leave));
+            }
+            self.leave(&old, pb::DisconnectReason::DuplicateIdentity);
+        }
+        let others: Vec<_> = self.members.values().filter(|m| !m.hidden()).map(|m| m.info.clone()).collect();
+        let sid = info.sid.clone();
+        let mut room = self.info.clone();
+        room.num_participants = u32::try_from(self.members.len() + 1).unwrap_or(u32::MAX);
+        if reply.send(JoinReply { room, others }).is_err() {
+            return;
+        }
+        tracing::info!(room = %self.info.name, participant = %info.identity, %sid, "participant joined");
+        self.members
+            .insert(sid.clone(), Member { info, link, auto_subscribe, last_sequence: 0, tracks: HashMap::new() });
+        self.changed(&sid);
+        let existing: Vec<(String, String)> = self
+            .members
+            .values()
+            .filter(|m| m.info.sid != sid)
+            .flat_map(|m| m.tracks.keys().map(|t| (m.info.sid.clone(), t.clone())))
+            .collect();
+        if auto_subscribe {
+            for (_, track_sid) in existing {
+                self.subscribe(&sid, &track_sid);
+            }
+        }
+    }
+
+    fn leave(&mut self, sid: &str, reason: pb::DisconnectReason) {
+        let Some(mut member) = self.members.remove(sid) else { return };
+        tracing::info!(room = %self.info.name, participant = %member.info.identity, reason = reason.as_str_name(), "participant left");
+        for track_sid in member.tracks.keys() {
+            self.remove_track_everywhere(track_sid);
+        }
+        for publisher in self.members.values_mut() {
+            for track in publisher.tracks.values_mut() {
+                track.subscribers.remove(sid);
+            }
+        }
+        let publishers: Vec<(String, String)> =
+            self.members.values().flat_map(|m| m.tracks.keys().map(|t| (m.info.sid.clone(), t.clone()))).collect();
+        for (publisher, track) in publishers {
+            self.update_routes(&publisher, &track);
+        }
+        member.info.state = pb::participant_info::State::Disconnected as i32;
+        member.info.disconnect_reason = reason as i32;
+        member.info.version += 1;
+        if !member.hidden() {
+            self.broadcast(&[member.info], None);
+        }
+    }
+
+    fn track_ready(&mut self, sid: &str, track: pb::TrackInfo, mid: String) {
+        let Some(member) = self.members.get_mut(sid) else { return };
+        let track_sid = track.sid.clone();
+        member.info.tracks.retain(|t| t.sid != track_sid);
+        member.info.tracks.push(track.clone());
+        member.info.is_publisher = true;
+        member.tracks.insert(track_sid.clone(), PublishedTrack { info: track, mid, subscribers: HashMap::new() });
+        self.changed(sid);
+        let subscribers: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.info.sid != sid && m.auto_subscribe && m.can_subscribe())
+            .map(|m| m.info.sid.clone())
+            .collect();
+        for subscriber in subscribers {
+            self.subscribe(&subscriber, &track_sid);
+        }
+    }
+
+    fn track_removed(&mut self, sid: &str, track_sid: &str) {
+        let Some(member) = self.members.get_mut(sid) else { return };
+        member.info.tracks.retain(|t| t.sid != track_sid);
+        if member.tracks.remove(track_sid).is_some() {
+            self.remove_track_everywhere(track_sid);
+            self.changed(sid);
+        }
+    }
+
+    /// Tells every subscriber of a track that it is gone.
+    fn remove_track_everywhere(&self, track_sid: &str) {
+        for member in self.members.values() {
+            let _ = member.link.tx.send(ToSession::Unsubscribe { track_sid: track_sid.to_owned() });
+        }
+    }
+
+    fn subscribe(&mut self, subscriber_sid: &str, track_sid: &str) {
+        let Some(subscriber) = self.members.get(subscriber_sid).filter(|m| m.can_subscribe()) else { return };
+        let link = subscriber.link.tx.clone();
+        let Some(publisher) =
+            self.members.values_mut().find(|m| m.tracks.contains_key(track_sid) && m.info.sid != subscriber_sid)
+        else {
+            return;
+        };
+        let track = publisher.tracks.get_mut(track_sid).expect("found by key just above");
+        if track.subscribers.contains_key(subscriber_sid) {
+            return;
+        }
+        track.subscribers.insert(subscriber_sid.to_owned(), None);
+        let _ =
+            link.send(ToSession::Subscribe { track: track.info.clone(), publisher_sid: publisher.info.sid.clone() });
+    }
+
+    fn unsubscribe(&mut self, subscriber_sid: &str, track_sid: &str) {
+        let Some(publisher) = self.members.values_mut().find(|m| m.tracks.contains_key(track_sid)) else { return };
+        let publisher_sid = publisher.info.sid.clone();
+        let track = publisher.tracks.get_mut(track_sid).expect("found by key just above");
+        if track.subscribers.remove(subscriber_sid).is_none() {
+            return;
+        }
+        if let Some(subscriber) = self.members.get(subscriber_sid) {
+            let _ = subscriber.link.tx.send(ToSession::Unsubscribe { track_sid: track_sid.to_owned() });
+        }
+        self.update_routes(&publisher_sid, track_sid);
+    }
+
+    /// Points the publisher's section at every subscriber section negotiated so far.
+    fn update_routes(&self, publisher_sid: &str, track_sid: &str) {
+        let Some(publisher) = self.members.get(publisher_sid) else { return };
+        let Some(track) = publisher.tracks.get(track_sid) else { return };
+        let sinks: Vec<MediaSink> = track
+            .subscribers
+            .iter()
+            .filter_map(|(sid, mid)| {
+                Some(MediaSink::Peer { peer: self.members.get(sid)?.link.subscriber.clone(), mid: mid.clone()? })
+            })
+            .collect();
+        publisher.link.publisher.try_send(PeerCommand::Route { mid: track.mid.clone(), sinks });
+    }
+
+    fn data(&mut self, sid: &str, bytes: &[u8], reliable: bool) {
+        let Some(member) = self.members.get_mut(sid) else { return };
+        let packet = match data::decode(bytes) {
+            Ok(packet) => packet,
+            Err(e) => {
+                tracing::debug!(participant = %member.info.identity, "dropped undecodable data: {e}");
+                return;
+            }
+        };
+        let can_publish_data = member.info.permission.as_ref().is_some_and(|p| p.can_publish_data);
+        let sender =
+            Sender { sid, identity: &member.info.identity.clone(), is_agent: member.is_agent(), can_publish_data };
+        let packet = match data_rules::admit(&sender, packet, reliable, &mut member.last_sequence) {
+            Ok(packet) => packet,
+            Err(drop) => {
+                tracing::debug!(participant = %member.info.identity, "dropped data: {drop:?}");
+                return;
+            }
+        };
+        let destinations: HashSet<&str> = packet.destination_identities.iter().map(String::as_str).collect();
+        let bytes = data::encode(&packet);
+        for member in self.members.values().filter(|m| m.info.sid != sid) {
+            if destinations.is_empty() || destinations.contains(member.info.identity.as_str()) {
+                let _ = member.link.tx.send(ToSession::Data { bytes: bytes.clone(), reliable });
+            }
+        }
+    }
+
+    /// A participant's info changed: bump its version and tell everyone, itself included.
+    fn changed(&mut self, sid: &str) {
+        let Some(member) = self.members.get_mut(sid) else { return };
+        member.info.version += 1;
+        let info = member.info.clone();
+        let hidden = member.hidden();
+        self.broadcast(&[info], hidden.then_some(sid));
+    }
+
+    /// Sends updates to every member, or only to `only` (a hidden participant sees itself).
+    fn broadcast(&self, infos: &[pb::ParticipantInfo], only: Option<&str>) {
+        for member in self.members.values().filter(|m| only.is_none_or(|sid| m.info.sid == sid)) {
+            let _ = member.link.tx.send(ToSession::Updates(infos.to_vec()));
+        }
+    }
+}
+
+async fn run(mut room: RoomState, mut rx: mpsc::UnboundedReceiver<RoomMsg>, rooms: Arc<Rooms>) {
+    let empty_timeout = Duration::from_secs(u64::from(room.info.empty_timeout));
+    let mut ever_joined = false;
+    loop {
+        let idle_for = if ever_joined { room.departure_timeout } else { empty_timeout };
+        let wait = if room.members.is_empty() { idle_for } else { Duration::MAX };
+        tokio::select! {
+            message = rx.recv() => match message {
+                Some(message) => {
+                    ever_joined |= matches!(message, RoomMsg::Join { .. });
+                    room.handle(message);
+                }
+                None => break,
+            },
+            () = tokio::time::sleep(wait), if wait != Duration::MAX => {
+                if rooms.remove_if_idle(&room.info.name, &rx) {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!(room = %room.info.name, "room closed");
+}

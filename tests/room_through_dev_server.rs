@@ -1,0 +1,97 @@
+//! Two of our participants meet in the dev server: they see each other, exchange data both ways
+//! (including on the subscriber-side data channel), and one hears the other's audio intact.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use support::livekit::{dev_server, join, wait_for};
+use voice_agent::livekit::room::RoomEvent;
+
+const LIMIT: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn participants_see_each_other_and_exchange_data() {
+    let server = dev_server().await;
+    let (alice, mut alice_events) = join(&server, "data-room", "alice").await;
+    let (bob, mut bob_events) = join(&server, "data-room", "bob").await;
+    let seen = wait_for(&mut alice_events, LIMIT, |e| match e {
+        RoomEvent::ParticipantConnected(p) => Some(p.identity),
+        _ => None,
+    })
+    .await;
+    assert_eq!(seen, "bob");
+
+    alice.send_data(b"hello bob".to_vec(), Some("greeting"), Vec::new(), true).await.expect("sent");
+    let (from, topic, payload) = wait_for(&mut bob_events, LIMIT, |e| match e {
+        RoomEvent::DataReceived { participant_identity, topic, payload, .. } => {
+            Some((participant_identity, topic, payload))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!((from.as_str(), topic.as_deref(), payload.as_slice()), ("alice", Some("greeting"), &b"hello bob"[..]));
+
+    bob.send_data(b"hi alice".to_vec(), None, vec!["alice".into()], true).await.expect("sent");
+    let payload = wait_for(&mut alice_events, LIMIT, |e| match e {
+        RoomEvent::DataReceived { payload, .. } => Some(payload),
+        _ => None,
+    })
+    .await;
+    assert_eq!(payload, b"hi alice");
+
+    alice.set_attributes(HashMap::from([("mood".to_owned(), "curious".to_owned())])).await.expect("attributes set");
+    let changed = wait_for(&mut bob_events, LIMIT, |e| match e {
+        RoomEvent::AttributesChanged { participant, changed } if participant.identity == "alice" => Some(changed),
+        _ => None,
+    })
+    .await;
+    assert_eq!(changed.get("mood").map(String::as_str), Some("curious"));
+
+    bob.disconnect().await;
+    let left = wait_for(&mut alice_events, LIMIT, |e| match e {
+        RoomEvent::ParticipantDisconnected { participant, .. } => Some(participant.identity),
+        _ => None,
+    })
+    .await;
+    assert_eq!(left, "bob");
+    server.stop().await;
+}
+
+/// Receives from `track` until `duration` of audio has arrived.
+async fn record(track: &mut voice_agent::livekit::room::RemoteAudioTrack, duration: Duration) -> Vec<i16> {
+    let wanted = (duration.as_secs_f64() * 48_000.0) as usize;
+    let mut samples = Vec::with_capacity(wanted);
+    while samples.len() < wanted {
+        let frame = tokio::time::timeout(LIMIT, track.recv()).await.expect("audio keeps flowing").expect("track open");
+        assert_eq!(frame.sample_rate, 48_000);
+        samples.extend(frame.samples);
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn published_speech_arrives_intact() {
+    let server = dev_server().await;
+    let (speaker, _speaker_events) = join(&server, "audio-room", "speaker").await;
+    let (_listener, mut listener_events) = join(&server, "audio-room", "listener").await;
+    let mut local = speaker.publish_audio("microphone").await.expect("published");
+    let track_sid = local.ready().await.expect("negotiated");
+    let mut remote = wait_for(&mut listener_events, LIMIT, |e| match e {
+        RoomEvent::TrackSubscribed { track } => Some(track),
+        _ => None,
+    })
+    .await;
+    assert_eq!((remote.participant_identity.as_str(), remote.track_sid.as_str()), ("speaker", track_sid.as_str()));
+
+    let speech = support::audio::speech();
+    local.push(&speech).expect("queued");
+    local.flush();
+    let received = record(&mut remote, speech.duration() + Duration::from_secs(2)).await;
+    let source = support::audio::resample(&speech, 48_000);
+    let (correlation, lag) = support::audio::best_alignment(&source, &received);
+    println!("correlation {correlation:.3} at lag {lag}");
+    assert!(correlation >= 0.9, "received audio matches the source: correlation {correlation:.3} at lag {lag}");
+    server.stop().await;
+}

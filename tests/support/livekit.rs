@@ -1,0 +1,61 @@
+//! Helpers for tests that join rooms on our dev server.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use tokio::sync::mpsc;
+use voice_agent::config::Secret;
+use voice_agent::devserver::{DEV_API_KEY, DEV_API_SECRET, DevServer, DevServerConfig};
+use voice_agent::livekit::room::{self, ConnectOptions, Room, RoomEvent};
+
+pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+pub async fn dev_server() -> DevServer {
+    let config = DevServerConfig {
+        api_key: DEV_API_KEY.into(),
+        api_secret: Secret::new(DEV_API_SECRET),
+        rtc_ips: vec![LOOPBACK],
+    };
+    DevServer::start("127.0.0.1:0".parse().expect("address"), config).await.expect("dev server starts")
+}
+
+pub fn token(room: &str, identity: &str) -> String {
+    let grants = VideoGrants {
+        room_join: true,
+        room: room.into(),
+        can_update_own_metadata: Some(true),
+        ..VideoGrants::default()
+    };
+    AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
+        .with_identity(identity)
+        .with_name(identity)
+        .with_grants(grants)
+        .to_jwt()
+        .expect("signs")
+}
+
+pub async fn join(server: &DevServer, room: &str, identity: &str) -> (Room, mpsc::UnboundedReceiver<RoomEvent>) {
+    let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
+    room::connect(&server.url(), &token(room, identity), options)
+        .await
+        .unwrap_or_else(|e| panic!("{identity} joins: {e}"))
+}
+
+/// The next event matching `wanted`, skipping others, within `limit`.
+pub async fn wait_for<T>(
+    events: &mut mpsc::UnboundedReceiver<RoomEvent>,
+    limit: Duration,
+    mut wanted: impl FnMut(RoomEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(limit, async {
+        loop {
+            let event = events.recv().await.expect("room still open");
+            if let Some(found) = wanted(event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the event arrived in time")
+}
