@@ -19,6 +19,7 @@ pub use layers::Sources;
 pub use secret::Secret;
 pub use spec::{SETTINGS, SettingSpec};
 
+use crate::devserver::{DEV_API_KEY, DEV_API_SECRET};
 use crate::providers::tts::catalog;
 use reader::Reader;
 
@@ -27,6 +28,10 @@ use reader::Reader;
 pub enum Role {
     /// The companion web server: needs LiveKit credentials and URL to issue tokens.
     TokenServer,
+    /// `agent-worker dev-server`: the LiveKit key pair defaults to `livekit-server --dev`'s.
+    DevServer,
+    /// `agent-worker connect`: joins a room with a token it signs itself.
+    Connect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,11 +176,11 @@ impl Settings {
 }
 
 fn read(r: &mut Reader<'_>, role: Role) -> Settings {
-    let required = matches!(role, Role::TokenServer);
-    let livekit_url = r.url("LIVEKIT_URL", &["ws", "wss", "http", "https"], required);
+    let dev = role == Role::DevServer;
+    let livekit_url = r.url("LIVEKIT_URL", &["ws", "wss", "http", "https"], !dev);
     let public_url = r.url("LIVEKIT_PUBLIC_URL", &["ws", "wss", "http", "https"], false);
-    let api_key = r.string("LIVEKIT_API_KEY", required);
-    let api_secret = r.secret("LIVEKIT_API_SECRET", required);
+    let api_key = r.string("LIVEKIT_API_KEY", !dev).or_else(|| dev.then(|| DEV_API_KEY.to_owned()));
+    let api_secret = r.secret("LIVEKIT_API_SECRET", !dev).or_else(|| dev.then(|| Secret::new(DEV_API_SECRET)));
     let placeholder = Url::parse("ws://unset.invalid").expect("a constant, valid URL");
     let url = livekit_url.unwrap_or(placeholder);
 

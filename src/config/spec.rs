@@ -30,8 +30,8 @@ pub const SETTINGS: &[SettingSpec] = &[
         None,
         "URL browsers use to reach LiveKit when it differs from LIVEKIT_URL (proxies, Docker networks).",
     ),
-    setting("LIVEKIT_API_KEY", None, "LiveKit API key; tokens are signed for it."),
-    secret("LIVEKIT_API_SECRET", "LiveKit API secret that signs every token."),
+    setting("LIVEKIT_API_KEY", None, "LiveKit API key; tokens are signed for it (`dev-server` defaults to devkey)."),
+    secret("LIVEKIT_API_SECRET", "LiveKit API secret that signs every token (`dev-server` defaults to secret)."),
     setting(
         "AGENT_NAME",
         Some(""),

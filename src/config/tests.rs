@@ -178,3 +178,12 @@ fn readme_lists_every_setting() {
         assert!(readme.contains(&format!("| `{}` |", setting.name)), "README's settings table lacks {}", setting.name);
     }
 }
+
+#[test]
+fn the_dev_server_needs_nothing_and_defaults_to_the_dev_key_pair() {
+    let settings = Settings::load(&Sources::default(), Role::DevServer).expect("valid without settings");
+    assert_eq!((settings.livekit.api_key.as_str(), settings.livekit.api_secret.expose()), ("devkey", "secret"));
+    let error = Settings::load(&Sources::default(), Role::Connect).expect_err("connect needs a server and keys");
+    let names: Vec<_> = error.problems.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]);
+}

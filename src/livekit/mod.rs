@@ -1,6 +1,7 @@
 //! Speaking LiveKit: access tokens.
 
 pub mod data;
+pub mod loopback;
 pub mod peer;
 pub mod room;
 pub mod signal;

@@ -54,3 +54,29 @@ pub fn caller_token(api_key: &str, api_secret: &Secret, request: &CallerToken<'_
     }
     Ok(token.to_jwt()?)
 }
+
+/// A token for `agent-worker connect`: a participant that may do everything a person can in one
+/// room, and set its own attributes.
+pub fn participant_token(
+    api_key: &str,
+    api_secret: &Secret,
+    room: &str,
+    identity: &str,
+    ttl: Duration,
+) -> Result<String, TokenError> {
+    let grants = VideoGrants {
+        room_join: true,
+        room: room.to_owned(),
+        can_publish: Some(true),
+        can_subscribe: Some(true),
+        can_publish_data: Some(true),
+        can_update_own_metadata: Some(true),
+        ..VideoGrants::default()
+    };
+    Ok(AccessToken::with_api_key(api_key, api_secret.expose())
+        .with_identity(identity)
+        .with_name(identity)
+        .with_ttl(ttl)
+        .with_grants(grants)
+        .to_jwt()?)
+}
