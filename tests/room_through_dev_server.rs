@@ -95,3 +95,88 @@ async fn published_speech_arrives_intact() {
     assert!(correlation >= 0.9, "received audio matches the source: correlation {correlation:.3} at lag {lag}");
     server.stop().await;
 }
+
+/// Pushes the speech fixture `times` times into `track`, in the background.
+fn speak(
+    track: std::sync::Arc<voice_agent::livekit::room::LocalAudioTrack>,
+    times: usize,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let speech = support::audio::speech();
+        for _ in 0..times {
+            track.push(&speech).expect("queued");
+        }
+        track.flush();
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_joiner_hears_an_earlier_publisher() {
+    let server = dev_server().await;
+    let (speaker, _speaker_events) = join(&server, "late-room", "speaker").await;
+    let mut local = speaker.publish_audio("microphone").await.expect("published");
+    local.ready().await.expect("negotiated");
+    let local = std::sync::Arc::new(local);
+    let _speaking = speak(local.clone(), 3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (_late, mut late_events) = join(&server, "late-room", "late").await;
+    let mut remote = wait_for(&mut late_events, LIMIT, |e| match e {
+        RoomEvent::TrackSubscribed { track } => Some(track),
+        _ => None,
+    })
+    .await;
+    let heard = record(&mut remote, Duration::from_secs(3)).await;
+    let speech = support::audio::speech();
+    let source: Vec<i16> = support::audio::resample(&speech, 48_000).repeat(3);
+    let (correlation, _) = support::audio::best_alignment(&heard[24_000..], &source);
+    assert!(correlation >= 0.9, "the late joiner hears the speech being published: correlation {correlation:.3}");
+    server.stop().await;
+}
+
+/// After each failure the server can cause, the speaker rejoins, republishes, and is heard again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_participant_rejoins_and_republishes_after_the_server_asks_or_drops_it() {
+    use voice_agent::livekit::room::Scenario;
+    let server = dev_server().await;
+    let (speaker, mut speaker_events) = join(&server, "rejoin-room", "speaker").await;
+    let (_listener, mut listener_events) = join(&server, "rejoin-room", "listener").await;
+    let mut local = speaker.publish_audio("microphone").await.expect("published");
+    local.ready().await.expect("negotiated");
+    let local = std::sync::Arc::new(local);
+
+    let mut current = wait_for(&mut listener_events, LIMIT, |e| match e {
+        RoomEvent::TrackSubscribed { track } => Some(track.track_sid),
+        _ => None,
+    })
+    .await;
+    for scenario in [Scenario::FullReconnect, Scenario::NodeFailure] {
+        speaker.simulate(scenario).await.expect("asked");
+        let reason = wait_for(&mut speaker_events, LIMIT, |e| match e {
+            RoomEvent::Reconnecting { reason } => Some(reason),
+            _ => None,
+        })
+        .await;
+        wait_for(&mut speaker_events, LIMIT, |e| matches!(e, RoomEvent::Reconnected).then_some(())).await;
+        println!("{scenario:?}: {reason}");
+        let mut again = wait_for(&mut listener_events, LIMIT, |e| match e {
+            RoomEvent::TrackSubscribed { track } if track.track_sid != current => Some(track),
+            _ => None,
+        })
+        .await;
+        let _speaking = speak(local.clone(), 1);
+        let heard = record(&mut again, Duration::from_secs(3)).await;
+        assert!(support::audio::rms(&heard) > 300.0, "{scenario:?}: speech is heard after rejoining");
+        local.clear();
+        current = again.track_sid.clone();
+    }
+
+    speaker.simulate(Scenario::ServerLeave).await.expect("asked");
+    let reason = wait_for(&mut speaker_events, LIMIT, |e| match e {
+        RoomEvent::Disconnected { reason } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, "SERVER_SHUTDOWN", "a DISCONNECT leave ends the room with its reason");
+    server.stop().await;
+}

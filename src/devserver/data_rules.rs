@@ -97,6 +97,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated, reason = "the server fills the user packet's legacy sender fields")]
     fn identity_is_the_senders_whatever_it_claims() {
         let mut last = 0;
         let packet = admit(&sender(false), user(1, "mallory"), true, &mut last).expect("admitted");

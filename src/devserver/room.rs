@@ -26,7 +26,7 @@ pub(super) struct SessionLink {
 pub(super) enum ToSession {
     Updates(Vec<pb::ParticipantInfo>),
     Subscribe {
-        track: pb::TrackInfo,
+        track: Box<pb::TrackInfo>,
         publisher_sid: String,
     },
     Unsubscribe {
@@ -369,8 +369,10 @@ impl RoomState {
             return;
         }
         track.subscribers.insert(subscriber_sid.to_owned(), None);
-        let _ =
-            link.send(ToSession::Subscribe { track: track.info.clone(), publisher_sid: publisher.info.sid.clone() });
+        let _ = link.send(ToSession::Subscribe {
+            track: Box::new(track.info.clone()),
+            publisher_sid: publisher.info.sid.clone(),
+        });
     }
 
     fn unsubscribe(&mut self, subscriber_sid: &str, track_sid: &str) {

@@ -58,6 +58,7 @@ pub(crate) enum Command {
     PublishAudio { name: String, reply: oneshot::Sender<Result<PublishedAudio, RoomError>> },
     SendPackets { packets: Vec<pb::DataPacket> },
     SetAttributes { attributes: HashMap<String, String>, reply: oneshot::Sender<Result<(), RoomError>> },
+    Simulate(pb::simulate_scenario::Scenario),
 }
 
 #[derive(Debug)]
@@ -265,6 +266,9 @@ impl Engine {
                 self.pending_requests.insert(request_id, Pending { reply, deadline: now + REQUEST_TIMEOUT });
                 let update = pb::UpdateParticipantMetadata { attributes, request_id, ..Default::default() };
                 self.signal(signal_request::Message::UpdateMetadata(update));
+            }
+            Command::Simulate(scenario) => {
+                self.signal(signal_request::Message::Simulate(pb::SimulateScenario { scenario: Some(scenario) }));
             }
         }
     }

@@ -25,6 +25,17 @@ use crate::livekit::signal::ConnectError;
 use engine::{Carried, Command};
 use shell::{Request, Session};
 
+/// Failures a LiveKit server can simulate on request, as LiveKit's SDKs offer for testing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The server removes us (a DISCONNECT leave).
+    ServerLeave,
+    /// The server asks for a full reconnect (a RECONNECT leave).
+    FullReconnect,
+    /// The server's node drops us without a word; we notice and rejoin.
+    NodeFailure,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Subscribe to every track in the room (what agents want).
@@ -123,6 +134,17 @@ impl Room {
         let (reply, answer) = oneshot::channel();
         self.request(Command::SetAttributes { attributes, reply }).await?;
         answer.await.map_err(|_| RoomError::Closed)?
+    }
+
+    /// Asks the server to simulate a failure, to test how the room recovers.
+    pub async fn simulate(&self, scenario: Scenario) -> Result<(), RoomError> {
+        use livekit_protocol::simulate_scenario::Scenario as S;
+        let scenario = match scenario {
+            Scenario::ServerLeave => S::ServerLeave(true),
+            Scenario::FullReconnect => S::LeaveRequestFullReconnect(true),
+            Scenario::NodeFailure => S::NodeFailure(true),
+        };
+        self.request(Command::Simulate(scenario)).await
     }
 
     /// Leaves the room and waits until the server was told.

@@ -24,6 +24,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens the WebSocket at `url` with the token as a bearer header (never in the URL, so it stays
 /// out of proxy logs) and returns it with the server's first message.
 pub async fn open(url: &Url, token: &str) -> Result<(WsStream, signal_response::Message), ConnectError> {
+    if token.trim().is_empty() {
+        return Err(ConnectError::InvalidToken("the token is empty".into()));
+    }
     let mut request = url.as_str().into_client_request().map_err(|e| ConnectError::InvalidUrl(e.to_string()))?;
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| ConnectError::InvalidToken("it contains characters not allowed in an HTTP header".into()))?;
