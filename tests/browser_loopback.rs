@@ -42,20 +42,17 @@ async fn livekit_client_in_chromium_hears_the_loopback() {
     assert_eq!(joined, Ok(true), "agent-worker connect --loopback joined the room");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
-    let output = tokio::process::Command::new("node")
-        .arg(repo_path("tests/browser/loopback.mjs"))
-        .args(["--livekit", &server.url(), "--token", &token("browser-loopback", "browser"), "--peer", "echo"])
-        .arg("--wav")
-        .arg(repo_path("tests/fixtures/speech.wav"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs (scripts/setup.sh installs what the browser test needs)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser checks failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    let args = [
+        "--livekit".into(),
+        server.url(),
+        "--token".into(),
+        token("browser-loopback", "browser"),
+        "--peer".into(),
+        "echo".into(),
+        "--wav".into(),
+        repo_path("tests/fixtures/speech.wav").display().to_string(),
+    ];
+    let stdout = support::run_browser_check("loopback.mjs", &args).await;
     println!("{stdout}");
     let _ = loopback.kill().await;
     server.stop().await;

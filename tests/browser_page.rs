@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::process::Stdio;
-
-use support::{TokenServer, repo_path, settings};
+use support::{TokenServer, settings};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_works_in_chromium() {
@@ -14,23 +12,6 @@ async fn the_page_works_in_chromium() {
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
     let livekit = format!("ws://127.0.0.1:{closed_port}");
     let server = TokenServer::start(settings(&[("LIVEKIT_URL", &livekit)])).await;
-    let script = repo_path("tests/browser/page.mjs");
-    assert!(
-        repo_path("tests/browser/node_modules/playwright-core").is_dir()
-            && repo_path("web/node_modules/livekit-client").is_dir(),
-        "npm packages missing: run scripts/setup.sh"
-    );
-    let output = tokio::process::Command::new("node")
-        .arg(&script)
-        .args(["--url", &server.url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs (scripts/setup.sh installs what the browser test needs)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser checks failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    let stdout = support::run_browser_check("page.mjs", &["--url".into(), server.url.clone()]).await;
     println!("{stdout}");
 }

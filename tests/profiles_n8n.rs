@@ -8,18 +8,14 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use support::n8n::{Answer, MockN8n, profile_json};
-use voice_agent::config::{LlmProvider, ProfileDefaults};
+use voice_agent::config::{ProfileDefaults, Role, Settings, Sources};
 use voice_agent::profiles::{AgentProfile, FAILURE_RETRY, N8nClient, ProfileDoc, ProfileError, ProfileStore};
 
 const TTL: Duration = Duration::from_secs(300);
 
+/// The built-in defaults, from the real settings loader.
 fn defaults() -> ProfileDefaults {
-    ProfileDefaults {
-        language: "hi-IN".into(),
-        voice: "arya".into(),
-        llm_provider: LlmProvider::Groq,
-        llm_model: "llama-3.3-70b-versatile".into(),
-    }
+    Settings::load(&Sources::default(), Role::DevServer).expect("built-in settings are valid").defaults
 }
 
 fn local_profile(id: &str) -> AgentProfile {

@@ -44,16 +44,8 @@ fn load_file(path: &Path, id: &str, defaults: &ProfileDefaults) -> Result<AgentP
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LlmProvider;
 
-    fn defaults() -> ProfileDefaults {
-        ProfileDefaults {
-            language: "hi-IN".into(),
-            voice: "arya".into(),
-            llm_provider: LlmProvider::Groq,
-            llm_model: "m".into(),
-        }
-    }
+    use crate::profiles::tests::defaults;
 
     #[test]
     fn the_shipped_profiles_are_valid() {

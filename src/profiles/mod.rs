@@ -27,3 +27,13 @@ pub enum ProfileError {
     #[error("agent `{id}` is unavailable: {reason}")]
     Unavailable { id: String, reason: String },
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::config::{ProfileDefaults, Role, Settings, Sources};
+
+    /// The built-in defaults, from the real settings loader.
+    pub fn defaults() -> ProfileDefaults {
+        Settings::load(&Sources::default(), Role::DevServer).expect("built-in settings are valid").defaults
+    }
+}

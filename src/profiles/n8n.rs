@@ -204,16 +204,8 @@ fn snippet(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LlmProvider;
 
-    fn defaults() -> ProfileDefaults {
-        ProfileDefaults {
-            language: "hi-IN".into(),
-            voice: "arya".into(),
-            llm_provider: LlmProvider::Groq,
-            llm_model: "m".into(),
-        }
-    }
+    use crate::profiles::tests::defaults;
 
     fn answer(status: u16, content_type: &str, body: &str) -> Result<N8nAnswer, N8nError> {
         let status = StatusCode::from_u16(status).expect("valid status");

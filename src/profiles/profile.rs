@@ -316,14 +316,7 @@ impl ProfileDoc {
 mod tests {
     use super::*;
 
-    fn defaults() -> ProfileDefaults {
-        ProfileDefaults {
-            language: "hi-IN".into(),
-            voice: "arya".into(),
-            llm_provider: LlmProvider::Groq,
-            llm_model: "llama-3.3-70b-versatile".into(),
-        }
-    }
+    use crate::profiles::tests::defaults;
 
     fn parse(text: &str) -> Result<ProfileDoc, String> {
         toml::from_str(text).map_err(|e| e.to_string())

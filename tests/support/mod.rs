@@ -73,3 +73,26 @@ impl<F: std::future::Future<Output = std::io::Result<()>> + Send> MapUnit for F 
         }
     }
 }
+
+/// Runs a check script from `tests/browser` with Node (it drives Debian's Chromium) and fails
+/// the test with the script's output when the check fails; returns what it printed.
+pub async fn run_browser_check(script: &str, args: &[String]) -> String {
+    assert!(
+        repo_path("tests/browser/node_modules/playwright-core").is_dir()
+            && repo_path("web/node_modules/livekit-client").is_dir(),
+        "npm packages missing: run scripts/setup.sh"
+    );
+    let output = tokio::process::Command::new("node")
+        .arg(repo_path("tests/browser").join(script))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs (scripts/setup.sh installs what the browser tests need)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    stdout
+}

@@ -2,21 +2,23 @@
 //! commands in order, and routes received media straight to its consumers (a decoder's channel
 //! or, in the dev server, other peers) so audio never takes a detour through the room's task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
+use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::candidate::CandidateInit;
 use super::core::{CoreOutput, MediaPacket, OfferRequest, PeerConfig, PeerCore, PeerError, PeerEvent};
+use crate::audio::{Pacer, ROOM_FRAME_SAMPLES};
 
 /// Enough for a second of commands from a busy room; media beyond it is dropped, not queued.
 const COMMAND_QUEUE: usize = 1024;
-const DATAGRAM_QUEUE: usize = 512;
 /// Larger than any datagram WebRTC sends (MTU-sized), with room for jumbo frames.
 const MAX_DATAGRAM: usize = 2048;
 
@@ -41,11 +43,17 @@ pub enum PeerCommand {
     CreateOffer(OfferRequest),
     AcceptAnswer(String),
     AddRemoteCandidate(CandidateInit),
+    /// Forwards one frame received elsewhere (the dev server's forwarding).
     WriteAudio {
         mid: String,
         rtp_time: u64,
         wallclock: Instant,
         data: Arc<[u8]>,
+    },
+    /// Sends a frame from `source` on section `mid` every 20 ms, in real time, from now on.
+    SendAudio {
+        mid: String,
+        source: Box<dyn AudioSource>,
     },
     SendData {
         label: String,
@@ -56,6 +64,13 @@ pub enum PeerCommand {
         mid: String,
         sinks: Vec<MediaSink>,
     },
+}
+
+/// Gives the peer one encoded 20 ms frame per pacing slot. The peer's own task paces and sends
+/// it, so a local track costs no task of its own and no hop between tasks per frame.
+pub trait AudioSource: Send + std::fmt::Debug {
+    /// The frame for this slot; `None` sends nothing in it.
+    fn next_packet(&mut self) -> Option<Arc<[u8]>>;
 }
 
 /// What the driver reports to its owner.
@@ -91,19 +106,6 @@ impl PeerHandle {
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
-
-    /// A handle whose commands a test reads directly, with no peer behind it.
-    #[cfg(test)]
-    pub(crate) fn for_test() -> (Self, mpsc::Receiver<PeerCommand>) {
-        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
-        (Self { commands }, receiver)
-    }
-}
-
-struct Datagram {
-    local: SocketAddr,
-    source: SocketAddr,
-    contents: Vec<u8>,
 }
 
 /// Binds one UDP socket per address and starts the peer's task.
@@ -117,7 +119,8 @@ pub async fn spawn(
 ) -> std::io::Result<(PeerHandle, mpsc::UnboundedReceiver<DriverEvent>, tokio::task::JoinHandle<()>)> {
     let mut sockets = Vec::new();
     for ip in ips {
-        sockets.push(Arc::new(UdpSocket::bind(SocketAddr::new(*ip, 0)).await?));
+        let socket = UdpSocket::bind(SocketAddr::new(*ip, 0)).await?;
+        sockets.push((socket.local_addr()?, socket));
     }
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
     let (events, events_rx) = mpsc::unbounded_channel();
@@ -126,82 +129,111 @@ pub async fn spawn(
     Ok((handle, events_rx, task))
 }
 
+/// The peer's loop. Sockets are read here rather than by reader tasks, so a datagram costs one
+/// task wake-up instead of two and a channel hop.
 async fn run(
     config: PeerConfig,
-    sockets: Vec<Arc<UdpSocket>>,
+    sockets: Vec<(SocketAddr, UdpSocket)>,
     mut commands: mpsc::Receiver<PeerCommand>,
     events: mpsc::UnboundedSender<DriverEvent>,
     name: String,
 ) {
     let now = Instant::now();
     let mut core = PeerCore::new(config, now);
-    let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(DATAGRAM_QUEUE);
-    let mut readers = JoinSet::new();
-    let mut by_local = HashMap::new();
-    for socket in sockets {
-        let Ok(local) = socket.local_addr() else { continue };
-        if let Some(candidate) = core.add_local_candidate(local, now) {
+    for (local, _) in &sockets {
+        if let Some(candidate) = core.add_local_candidate(*local, now) {
             let _ = events.send(DriverEvent::Peer(PeerEvent::LocalCandidate(candidate)));
         }
-        by_local.insert(local, socket.clone());
-        readers.spawn(read_socket(socket, local, datagram_tx.clone()));
     }
-    drop(datagram_tx);
-    let mut driver = Driver { core, events, routes: HashMap::new(), seen: Default::default(), name };
-
+    let mut driver = Driver { core, events, routes: HashMap::new(), seen: HashSet::new(), audio: Vec::new(), name };
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
     loop {
-        driver.flush(&by_local);
+        driver.flush(&sockets);
         if !driver.core.is_alive() {
             break;
         }
-        let deadline = tokio::time::Instant::from_std(driver.core.next_timeout());
+        let deadline = tokio::time::Instant::from_std(driver.next_deadline());
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => driver.apply(command),
                 None => break,
             },
-            datagram = datagrams.recv() => match datagram {
-                Some(d) => driver.core.handle_datagram(Instant::now(), d.source, d.local, &d.contents),
-                None => break,
+            received = recv_any(&sockets, &mut buffer) => match received {
+                Ok((length, source, local)) => driver.core.handle_datagram(Instant::now(), source, local, &buffer[..length]),
+                Err(e) => {
+                    tracing::debug!(peer = %driver.name, "UDP socket failed: {e}");
+                    break;
+                }
             },
-            () = tokio::time::sleep_until(deadline) => driver.core.handle_timeout(Instant::now()),
+            () = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                driver.pace(now);
+                driver.core.handle_timeout(now);
+            }
         }
     }
     driver.core.close(Instant::now());
-    driver.flush(&by_local);
-    readers.shutdown().await;
+    driver.flush(&sockets);
     tracing::debug!(peer = %driver.name, "peer connection closed");
 }
 
-async fn read_socket(socket: Arc<UdpSocket>, local: SocketAddr, datagrams: mpsc::Sender<Datagram>) {
-    let mut buffer = vec![0u8; MAX_DATAGRAM];
-    loop {
-        match socket.recv_from(&mut buffer).await {
-            Ok((length, source)) => {
-                let datagram = Datagram { local, source, contents: buffer[..length].to_vec() };
-                if datagrams.send(datagram).await.is_err() {
-                    return;
+/// The next datagram on any of the sockets: `(length, source, local address)`.
+fn recv_any<'a>(
+    sockets: &'a [(SocketAddr, UdpSocket)],
+    buffer: &'a mut [u8],
+) -> impl Future<Output = std::io::Result<(usize, SocketAddr, SocketAddr)>> + 'a {
+    std::future::poll_fn(move |cx| {
+        for (local, socket) in sockets {
+            loop {
+                let mut read = ReadBuf::new(buffer);
+                match socket.poll_recv_from(cx, &mut read) {
+                    Poll::Ready(Ok(source)) => return Poll::Ready(Ok((read.filled().len(), source, *local))),
+                    // ICMP "port unreachable" from an earlier send surfaces here on Linux; the
+                    // socket is fine, so read on, which also re-arms its wake-up.
+                    Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => break,
                 }
             }
-            // ICMP "port unreachable" from a previous send surfaces here on Linux; keep reading.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-            Err(e) => {
-                tracing::debug!(%local, "UDP socket closed: {e}");
-                return;
-            }
         }
-    }
+        Poll::Pending
+    })
 }
 
 struct Driver {
     core: PeerCore,
     events: mpsc::UnboundedSender<DriverEvent>,
     routes: HashMap<String, Vec<MediaSink>>,
-    seen: std::collections::HashSet<String>,
+    seen: HashSet<String>,
+    audio: Vec<OutgoingAudio>,
     name: String,
 }
 
+/// A local track being sent: its section, schedule and frames.
+struct OutgoingAudio {
+    mid: String,
+    pacer: Pacer,
+    rtp_base: u64,
+    source: Box<dyn AudioSource>,
+}
+
 impl Driver {
+    fn next_deadline(&self) -> Instant {
+        self.audio.iter().map(|a| a.pacer.next_deadline()).fold(self.core.next_timeout(), Instant::min)
+    }
+
+    /// Sends the frame of every track whose slot is due.
+    fn pace(&mut self, now: Instant) {
+        for audio in &mut self.audio {
+            let Some(slot) = audio.pacer.poll(now) else { continue };
+            let Some(packet) = audio.source.next_packet() else { continue };
+            let rtp_time = audio.rtp_base + slot.index * ROOM_FRAME_SAMPLES as u64;
+            if let Err(e) = self.core.write_audio(&audio.mid, rtp_time, now, packet, now) {
+                tracing::trace!(peer = %self.name, "audio not sent: {e}");
+            }
+        }
+    }
+
     fn apply(&mut self, command: PeerCommand) {
         let now = Instant::now();
         match command {
@@ -236,6 +268,11 @@ impl Driver {
                     tracing::trace!(peer = %self.name, "audio not sent: {e}");
                 }
             }
+            PeerCommand::SendAudio { mid, source } => {
+                self.audio.retain(|a| a.mid != mid);
+                let rtp_base = u64::from(rand::random::<u32>());
+                self.audio.push(OutgoingAudio { mid, pacer: Pacer::new(now, 0), rtp_base, source });
+            }
             PeerCommand::SendData { label, data } => {
                 if let Err(e) = self.core.send_data(&label, data, now) {
                     self.emit(DriverEvent::Error(e));
@@ -256,11 +293,11 @@ impl Driver {
     }
 
     /// Sends pending datagrams and hands out events and media.
-    fn flush(&mut self, sockets: &HashMap<SocketAddr, Arc<UdpSocket>>) {
+    fn flush(&mut self, sockets: &[(SocketAddr, UdpSocket)]) {
         while let Some(output) = self.core.poll_output() {
             match output {
                 CoreOutput::Transmit { source, destination, contents } => {
-                    let Some(socket) = sockets.get(&source) else { continue };
+                    let Some((_, socket)) = sockets.iter().find(|(local, _)| *local == source) else { continue };
                     // UDP is lossy anyway: a full socket buffer drops the datagram, like the network.
                     if let Err(e) = socket.try_send_to(&contents, destination)
                         && e.kind() != std::io::ErrorKind::WouldBlock

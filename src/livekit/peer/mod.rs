@@ -8,7 +8,7 @@ pub mod sdp;
 
 pub use candidate::{CandidateInit, host_ips};
 pub use core::{ChannelSpec, MediaPacket, OfferRequest, PeerConfig, PeerCore, PeerError, PeerEvent};
-pub use driver::{DriverEvent, MediaSink, PeerCommand, PeerHandle, spawn};
+pub use driver::{AudioSource, DriverEvent, MediaSink, PeerCommand, PeerHandle, spawn};
 
 #[cfg(test)]
 mod tests;

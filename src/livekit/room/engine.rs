@@ -10,13 +10,11 @@ use pb::{signal_request, signal_response};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::{RoomError, RoomEvent};
-use super::participants::{ParticipantChange, Participants};
-use super::tracks::{RemoteAudioTrack, TrackSink};
+use super::participants::Participants;
+use super::tracks::{RemoteAudioTrack, SharedOutgoing, TrackEncoder};
 use crate::livekit::data::{self, Deduplicator, Sequencer, TextStreamAssembler};
 use crate::livekit::peer::sdp::{self, SectionKind};
-use crate::livekit::peer::{
-    CandidateInit, ChannelSpec, DriverEvent, MediaSink, OfferRequest, PeerCommand, PeerEvent, PeerHandle,
-};
+use crate::livekit::peer::{CandidateInit, ChannelSpec, DriverEvent, MediaSink, OfferRequest, PeerCommand, PeerEvent};
 use crate::livekit::signal::{Keepalive, KeepaliveAction};
 
 /// Decoded audio waiting for a consumer: a second of packets, then the newest are dropped.
@@ -61,18 +59,31 @@ pub(crate) enum Command {
     Simulate(pb::simulate_scenario::Scenario),
 }
 
-#[derive(Debug)]
 pub(crate) struct PublishedAudio {
-    pub sink: watch::Receiver<Option<TrackSink>>,
+    pub outgoing: SharedOutgoing,
+    pub sid: watch::Receiver<Option<String>>,
 }
 
-/// A track we publish; it survives reconnections (the sink is re-pointed at the new peer).
-#[derive(Debug)]
+impl std::fmt::Debug for PublishedAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishedAudio").field("sid", &*self.sid.borrow()).finish_non_exhaustive()
+    }
+}
+
+/// A track we publish; it survives reconnections: its audio queue is handed to each new
+/// publisher peer, and its sid is updated for the track's owner.
 pub(crate) struct Publication {
     pub name: String,
-    pub sink: watch::Sender<Option<TrackSink>>,
-    /// Set once the server assigned it in this session.
-    sid: Option<String>,
+    outgoing: SharedOutgoing,
+    sid: watch::Sender<Option<String>>,
+    /// Assigned by the server in this session.
+    session_sid: Option<String>,
+}
+
+impl std::fmt::Debug for Publication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publication").field("name", &self.name).field("sid", &self.session_sid).finish_non_exhaustive()
+    }
 }
 
 /// State that outlives one signalling session.
@@ -105,7 +116,6 @@ pub(crate) struct Engine {
     pub room_name: String,
     participants: Participants,
     keepalive: Keepalive,
-    publisher_peer: PeerHandle,
     publisher: PeerState,
     subscriber: PeerState,
     negotiating: bool,
@@ -130,7 +140,7 @@ impl Engine {
     /// Starts a session from the server's JoinResponse: opens the publisher's data channels and
     /// republishes `carried.publications`. After a reconnection, `carried.participants` holds who
     /// was known, so only real arrivals, departures and changes become events.
-    pub fn new(join: &pb::JoinResponse, publisher_peer: PeerHandle, carried: Carried, now: Instant) -> Self {
+    pub fn new(join: &pb::JoinResponse, carried: Carried, now: Instant) -> Self {
         let local = join.participant.clone().unwrap_or_default();
         let mut participants = carried.participants;
         participants.set_local_sid(local.sid.clone());
@@ -140,7 +150,6 @@ impl Engine {
             room_name: join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
             participants,
             keepalive: Keepalive::new(join.ping_interval, join.ping_timeout, now),
-            publisher_peer,
             publisher: PeerState::default(),
             subscriber: PeerState::default(),
             negotiating: false,
@@ -176,7 +185,7 @@ impl Engine {
         engine.negotiate(OfferRequest { channels, ..OfferRequest::default() });
         for (cid, publication) in carried.publications {
             engine.request_track(&cid, &publication.name);
-            engine.publications.insert(cid, Publication { sid: None, ..publication });
+            engine.publications.insert(cid, Publication { session_sid: None, ..publication });
         }
         engine
     }
@@ -188,7 +197,7 @@ impl Engine {
     /// What the next session takes over; our tracks stop sending until republished.
     pub fn into_carried(self) -> Carried {
         for publication in self.publications.values() {
-            publication.sink.send_replace(None);
+            publication.sid.send_replace(None);
         }
         Carried { publications: self.publications, participants: self.participants }
     }
@@ -240,11 +249,12 @@ impl Engine {
         match command {
             Command::PublishAudio { name, reply } => {
                 let cid = format!("TR_{}", uuid::Builder::from_random_bytes(rand::random()).into_uuid().simple());
-                let (sink, receiver) = watch::channel(None);
+                let (sid, _) = watch::channel(None);
                 self.request_track(&cid, &name);
-                self.publications.insert(cid.clone(), Publication { name: name.clone(), sink, sid: None });
+                let publication =
+                    Publication { name: name.clone(), outgoing: SharedOutgoing::default(), sid, session_sid: None };
+                self.publications.insert(cid.clone(), publication);
                 self.pending_publishes.insert(cid, (name, Pending { reply, deadline: now + REQUEST_TIMEOUT }));
-                drop(receiver);
             }
             Command::SendPackets { packets } => {
                 for mut packet in packets {
@@ -445,21 +455,30 @@ impl Engine {
     fn on_track_published(&mut self, published: pb::TrackPublishedResponse) {
         let sid = published.track.map(|t| t.sid).unwrap_or_default();
         let Some(publication) = self.publications.get_mut(&published.cid) else { return };
-        publication.sid = Some(sid);
-        let sink = publication.sink.subscribe();
+        publication.session_sid = Some(sid);
+        let answer = PublishedAudio { outgoing: publication.outgoing.clone(), sid: publication.sid.subscribe() };
         if let Some((_, pending)) = self.pending_publishes.remove(&published.cid) {
-            let _ = pending.reply.send(Ok(PublishedAudio { sink }));
+            let _ = pending.reply.send(Ok(answer));
         }
         let stream_id = format!("{}|{}", self.local_sid, published.cid);
         self.negotiate(OfferRequest { add_audio: vec![(stream_id, published.cid)], ..OfferRequest::default() });
     }
 
+    /// Our tracks are negotiated: the publisher peer starts sending them.
     fn on_local_tracks(&mut self, tracks: Vec<(String, String)>) {
         for (cid, mid) in tracks {
             let Some(publication) = self.publications.get(&cid) else { continue };
-            let Some(sid) = publication.sid.clone() else { continue };
-            let sink = TrackSink { peer: self.publisher_peer.clone(), mid, sid };
-            publication.sink.send_replace(Some(sink));
+            let Some(sid) = publication.session_sid.clone() else { continue };
+            match TrackEncoder::new(publication.outgoing.clone()) {
+                Ok(encoder) => {
+                    self.actions.push(Action::Peer(
+                        Target::Publisher,
+                        PeerCommand::SendAudio { mid, source: Box::new(encoder) },
+                    ));
+                    publication.sid.send_replace(Some(sid));
+                }
+                Err(e) => tracing::error!(track = %sid, "cannot encode the track: {e}"),
+            }
         }
     }
 
@@ -515,36 +534,27 @@ impl Engine {
     }
 
     fn apply_participant(&mut self, info: &pb::ParticipantInfo) {
-        for change in self.participants.apply(info) {
-            let event = match change {
-                ParticipantChange::Joined(participant) => {
+        for event in self.participants.apply(info) {
+            match &event {
+                RoomEvent::ParticipantConnected(participant) => {
                     let ready: Vec<_> =
                         self.waiting_tracks.extract_if(.., |t| t.participant_sid == participant.sid).collect();
-                    self.emit(RoomEvent::ParticipantConnected(participant.clone()));
+                    let identity = participant.identity.clone();
+                    self.emit(event);
                     for mut track in ready {
-                        track.participant_identity = participant.identity.clone();
+                        track.participant_identity = identity.clone();
                         self.emit(RoomEvent::TrackSubscribed { track });
                     }
                     continue;
                 }
-                ParticipantChange::Left { participant, reason } => {
+                RoomEvent::ParticipantDisconnected { participant, .. } => {
                     self.dedup.forget(&participant.sid);
-                    for event in self.assembler.forget_sender(&participant.sid) {
-                        self.emit(RoomEvent::Text(event));
+                    for aborted in self.assembler.forget_sender(&participant.sid) {
+                        self.emit(RoomEvent::Text(aborted));
                     }
-                    RoomEvent::ParticipantDisconnected { participant, reason }
                 }
-                ParticipantChange::AttributesChanged { participant, changed } => {
-                    RoomEvent::AttributesChanged { participant, changed }
-                }
-                ParticipantChange::TrackPublished { participant, track } => {
-                    RoomEvent::TrackPublished { participant, track }
-                }
-                ParticipantChange::TrackUnpublished { participant, track } => {
-                    RoomEvent::TrackUnpublished { participant, track }
-                }
-                ParticipantChange::Updated(participant) => RoomEvent::ParticipantUpdated(participant),
-            };
+                _ => {}
+            }
             self.emit(event);
         }
     }

@@ -32,9 +32,8 @@ fn person(sid: &str, identity: &str) -> pb::ParticipantInfo {
 }
 
 fn engine(others: Vec<pb::ParticipantInfo>) -> (Engine, Instant) {
-    let (handle, _commands) = PeerHandle::for_test();
     let now = Instant::now();
-    (Engine::new(&join_response(others), handle, Carried::default(), now), now)
+    (Engine::new(&join_response(others), Carried::default(), now), now)
 }
 
 fn offer(id: u32, sections: &[(&str, &str, Option<&str>)]) -> signal_response::Message {
@@ -209,10 +208,14 @@ fn publishing_waits_for_the_server_then_negotiates_after_the_pending_offer() {
     let added = offer.expect("renegotiated").add_audio;
     assert_eq!(added, [(format!("PA_me|{}", request.cid), request.cid.clone())], "msid track id = cid");
 
+    assert_eq!(published.sid.borrow().clone(), None, "not sending before negotiation");
     engine.handle_peer(Target::Publisher, DriverEvent::LocalTracks(vec![(request.cid, "3".into())]), now);
-    assert!(published.sink.has_changed().expect("sender alive"));
-    let sink = published.sink.borrow_and_update().clone().expect("negotiated");
-    assert_eq!((sink.mid.as_str(), sink.sid.as_str()), ("3", "TR_AMx"));
+    let sending = engine.take_actions().into_iter().find_map(|a| match a {
+        Action::Peer(Target::Publisher, PeerCommand::SendAudio { mid, .. }) => Some(mid),
+        _ => None,
+    });
+    assert_eq!(sending.as_deref(), Some("3"), "the publisher peer sends the track on its section");
+    assert_eq!(published.sid.borrow_and_update().clone().as_deref(), Some("TR_AMx"));
 }
 
 #[test]

@@ -94,7 +94,7 @@ impl Room {
         let (reply, answer) = oneshot::channel();
         self.request(Command::PublishAudio { name: name.to_owned(), reply }).await?;
         let published = answer.await.map_err(|_| RoomError::Closed)??;
-        Ok(LocalAudioTrack::start(published.sink)?)
+        Ok(LocalAudioTrack::new(published.outgoing, published.sid))
     }
 
     /// Sends a user packet to everyone, or to `destinations` (identities) when not empty.

@@ -1,9 +1,11 @@
-//! Remote participants as ParticipantUpdates describe them, turned into the changes a user of
-//! the room cares about. Pure: fed protobufs, returns changes.
+//! Remote participants as ParticipantUpdates describe them, turned into the events a user of the
+//! room cares about. Pure: fed protobufs, returns events.
 
 use std::collections::HashMap;
 
 use livekit_protocol::{ParticipantInfo, TrackInfo, TrackSource, TrackType, participant_info};
+
+use super::events::RoomEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParticipantKind {
@@ -70,31 +72,6 @@ impl Participant {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParticipantChange {
-    Joined(Participant),
-    /// `reason` is the protobuf `DisconnectReason`.
-    Left {
-        participant: Participant,
-        reason: i32,
-    },
-    /// Keys whose value changed; a removed key maps to an empty string.
-    AttributesChanged {
-        participant: Participant,
-        changed: HashMap<String, String>,
-    },
-    TrackPublished {
-        participant: Participant,
-        track: Track,
-    },
-    TrackUnpublished {
-        participant: Participant,
-        track: Track,
-    },
-    /// Name or metadata changed.
-    Updated(Participant),
-}
-
 #[derive(Debug, Default)]
 pub struct Participants {
     local_sid: String,
@@ -107,7 +84,7 @@ impl Participants {
     }
 
     /// Applies one snapshot; older versions than the one held are ignored, as LiveKit requires.
-    pub fn apply(&mut self, info: &ParticipantInfo) -> Vec<ParticipantChange> {
+    pub fn apply(&mut self, info: &ParticipantInfo) -> Vec<RoomEvent> {
         if info.sid == self.local_sid || info.sid.is_empty() || info.permission.as_ref().is_some_and(|p| p.hidden) {
             return Vec::new();
         }
@@ -117,19 +94,19 @@ impl Participants {
                 return Vec::new();
             }
             let participant = Participant::from_proto(info);
-            let mut changes = vec![ParticipantChange::Joined(participant.clone())];
+            let mut changes = vec![RoomEvent::ParticipantConnected(participant.clone())];
             changes.extend(
                 participant
                     .tracks
                     .iter()
-                    .map(|t| ParticipantChange::TrackPublished { participant: participant.clone(), track: t.clone() }),
+                    .map(|t| RoomEvent::TrackPublished { participant: participant.clone(), track: t.clone() }),
             );
             self.remote.insert(info.sid.clone(), (participant, info.version));
             return changes;
         };
         if disconnected {
             let (participant, _) = self.remote.remove(&info.sid).expect("present: matched just above");
-            return vec![ParticipantChange::Left { participant, reason: info.disconnect_reason }];
+            return vec![RoomEvent::ParticipantDisconnected { participant, reason: info.disconnect_reason }];
         }
         if info.version != 0 && info.version <= *version {
             return Vec::new();
@@ -151,7 +128,7 @@ impl Participants {
     }
 }
 
-fn diff(before: &Participant, after: &Participant) -> Vec<ParticipantChange> {
+fn diff(before: &Participant, after: &Participant) -> Vec<RoomEvent> {
     let mut changes = Vec::new();
     let mut changed: HashMap<String, String> = after
         .attributes
@@ -163,19 +140,19 @@ fn diff(before: &Participant, after: &Participant) -> Vec<ParticipantChange> {
         before.attributes.keys().filter(|k| !after.attributes.contains_key(*k)).map(|k| (k.clone(), String::new())),
     );
     if !changed.is_empty() {
-        changes.push(ParticipantChange::AttributesChanged { participant: after.clone(), changed });
+        changes.push(RoomEvent::AttributesChanged { participant: after.clone(), changed });
     }
     if before.name != after.name || before.metadata != after.metadata {
-        changes.push(ParticipantChange::Updated(after.clone()));
+        changes.push(RoomEvent::ParticipantUpdated(after.clone()));
     }
     for track in &after.tracks {
         if !before.tracks.iter().any(|t| t.sid == track.sid) {
-            changes.push(ParticipantChange::TrackPublished { participant: after.clone(), track: track.clone() });
+            changes.push(RoomEvent::TrackPublished { participant: after.clone(), track: track.clone() });
         }
     }
     for track in &before.tracks {
         if !after.tracks.iter().any(|t| t.sid == track.sid) {
-            changes.push(ParticipantChange::TrackUnpublished { participant: after.clone(), track: track.clone() });
+            changes.push(RoomEvent::TrackUnpublished { participant: after.clone(), track: track.clone() });
         }
     }
     changes
@@ -207,29 +184,23 @@ mod tests {
         participants.set_local_sid("PA_me");
         assert!(participants.apply(&info("PA_me", 1, &[], &[])).is_empty(), "we are not a remote participant");
         let joined = participants.apply(&info("PA_a", 1, &[("lk.agent.state", "initializing")], &["TR_1"]));
-        assert!(matches!(&joined[0], ParticipantChange::Joined(p) if p.kind == ParticipantKind::Agent));
-        assert!(
-            matches!(&joined[1], ParticipantChange::TrackPublished { track, .. } if track.sid == "TR_1" && track.audio)
-        );
+        assert!(matches!(&joined[0], RoomEvent::ParticipantConnected(p) if p.kind == ParticipantKind::Agent));
+        assert!(matches!(&joined[1], RoomEvent::TrackPublished { track, .. } if track.sid == "TR_1" && track.audio));
 
         let changes = participants.apply(&info("PA_a", 2, &[("lk.agent.state", "listening")], &[]));
         let expected_attrs: HashMap<_, _> = [("lk.agent.state".to_owned(), "listening".to_owned())].into();
         assert!(
-            changes.iter().any(
-                |c| matches!(c, ParticipantChange::AttributesChanged { changed, .. } if *changed == expected_attrs)
-            )
-        );
-        assert!(
             changes
                 .iter()
-                .any(|c| matches!(c, ParticipantChange::TrackUnpublished { track, .. } if track.sid == "TR_1"))
+                .any(|c| matches!(c, RoomEvent::AttributesChanged { changed, .. } if *changed == expected_attrs))
         );
+        assert!(changes.iter().any(|c| matches!(c, RoomEvent::TrackUnpublished { track, .. } if track.sid == "TR_1")));
         assert!(participants.apply(&info("PA_a", 2, &[("x", "stale")], &[])).is_empty(), "same version ignored");
 
         let mut gone = info("PA_a", 3, &[], &[]);
         gone.state = participant_info::State::Disconnected as i32;
         gone.disconnect_reason = 1;
-        assert!(matches!(&participants.apply(&gone)[..], [ParticipantChange::Left { reason: 1, .. }]));
+        assert!(matches!(&participants.apply(&gone)[..], [RoomEvent::ParticipantDisconnected { reason: 1, .. }]));
         assert!(participants.get("PA_a").is_none());
         assert!(participants.apply(&gone).is_empty(), "leaving twice is nothing");
     }
@@ -241,6 +212,6 @@ mod tests {
         participants.apply(&info("PA_a", 1, &[("k", "v")], &[]));
         let changes = participants.apply(&info("PA_a", 2, &[], &[]));
         let expected: HashMap<_, _> = [("k".to_owned(), String::new())].into();
-        assert!(matches!(&changes[..], [ParticipantChange::AttributesChanged { changed, .. }] if *changed == expected));
+        assert!(matches!(&changes[..], [RoomEvent::AttributesChanged { changed, .. }] if *changed == expected));
     }
 }

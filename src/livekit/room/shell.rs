@@ -89,7 +89,7 @@ impl Session {
             Ok(peer) => peer,
             Err(e) => return Err((e, carried)),
         };
-        let engine = Engine::new(&join, publisher.handle.clone(), carried, Instant::now());
+        let engine = Engine::new(&join, carried, Instant::now());
         Ok(Self { ws, engine, publisher, subscriber })
     }
 
@@ -176,8 +176,7 @@ impl Session {
         let _ = self.ws.close(None).await;
     }
 
-    /// Stops both peers and waits for them, so no task outlives the session. The engine goes
-    /// first: it holds a handle to the publisher, which keeps that peer alive.
+    /// Stops both peers and waits for them, so no task outlives the session.
     async fn shut_down(self) -> Carried {
         let Self { mut ws, engine, publisher, subscriber } = self;
         let carried = engine.into_carried();

@@ -1,16 +1,16 @@
 //! Audio tracks of a room: remote ones decoded to PCM on the consumer's task, and our own, fed
-//! with PCM at any rate and sent as Opus in real time by a pacing task.
+//! with PCM at any rate and sent as Opus in real time by the publisher peer's task.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::audio::{
-    AudioError, AudioFrame, Framer, OpusDecoder, OpusEncoder, Pacer, ROOM_FRAME_SAMPLES, ROOM_SAMPLE_RATE, Resampler,
+    AudioError, AudioFrame, Framer, OpusDecoder, OpusEncoder, ROOM_FRAME_SAMPLES, ROOM_SAMPLE_RATE, Resampler,
 };
-use crate::livekit::peer::{MediaPacket, PeerCommand, PeerHandle};
+use crate::livekit::peer::{AudioSource, MediaPacket};
 
 /// Gaps up to this long are filled by Opus concealment (lost packets); longer ones are the
 /// sender pausing (DTX, mute), filled with silence so time keeps flowing for whoever listens.
@@ -129,16 +129,8 @@ impl RemoteAudioTrack {
     }
 }
 
-/// Where our track's frames go: the publisher peer and the section it negotiated.
-#[derive(Debug, Clone)]
-pub(crate) struct TrackSink {
-    pub peer: PeerHandle,
-    pub mid: String,
-    /// The track's sid in the current session (it changes when we rejoin).
-    pub sid: String,
-}
-
-/// PCM waiting to be sent, shared by the pushing side and the pacing task.
+/// PCM waiting to be sent, shared by the pushing side and the peer that sends it.
+#[derive(Default)]
 struct Outgoing {
     resampler: Option<(u32, Resampler)>,
     framer: Framer,
@@ -146,12 +138,19 @@ struct Outgoing {
     played: u64,
 }
 
-/// Our published audio track. Push PCM at any rate; it leaves as 20 ms Opus frames in real
-/// time. [`clear`](Self::clear) stops what has not been sent yet within one frame (barge-in).
+#[derive(Clone, Default)]
+pub(crate) struct SharedOutgoing(Arc<Mutex<Outgoing>>);
+
+fn lock(outgoing: &SharedOutgoing) -> std::sync::MutexGuard<'_, Outgoing> {
+    outgoing.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Our published audio track. Push PCM at any rate; the publisher peer sends it as 20 ms Opus
+/// frames in real time. [`clear`](Self::clear) stops what has not been sent yet within one frame
+/// (barge-in).
 pub struct LocalAudioTrack {
-    sink: watch::Receiver<Option<TrackSink>>,
-    outgoing: Arc<Mutex<Outgoing>>,
-    pacing: tokio::task::JoinHandle<()>,
+    outgoing: SharedOutgoing,
+    sid: watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for LocalAudioTrack {
@@ -161,26 +160,23 @@ impl std::fmt::Debug for LocalAudioTrack {
 }
 
 impl LocalAudioTrack {
-    pub(crate) fn start(sink: watch::Receiver<Option<TrackSink>>) -> Result<Self, AudioError> {
-        let encoder = OpusEncoder::new()?;
-        let outgoing = Arc::new(Mutex::new(Outgoing { resampler: None, framer: Framer::new(), played: 0 }));
-        let pacing = tokio::spawn(pace(outgoing.clone(), sink.clone(), encoder));
-        Ok(Self { sink, outgoing, pacing })
+    pub(crate) fn new(outgoing: SharedOutgoing, sid: watch::Receiver<Option<String>>) -> Self {
+        Self { outgoing, sid }
     }
 
-    /// The track's sid, once the server assigned it (it changes if the room reconnects).
+    /// The track's sid while it is being sent (it changes if the room rejoins).
     pub fn sid(&self) -> Option<String> {
-        self.sink.borrow().as_ref().map(|sink| sink.sid.clone())
+        self.sid.borrow().clone()
     }
 
-    /// Waits until the track is negotiated and frames can flow; returns its sid.
+    /// Waits until the track is negotiated and frames flow; returns its sid.
     pub async fn ready(&mut self) -> Option<String> {
-        self.sink.wait_for(Option::is_some).await.ok().and_then(|sink| sink.as_ref().map(|s| s.sid.clone()))
+        self.sid.wait_for(Option::is_some).await.ok().and_then(|sid| sid.clone())
     }
 
     /// Queues audio to send, resampling it to 48 kHz.
     pub fn push(&self, frame: &AudioFrame) -> Result<(), AudioError> {
-        let mut outgoing = self.lock();
+        let mut outgoing = lock(&self.outgoing);
         let samples = if frame.sample_rate == ROOM_SAMPLE_RATE {
             frame.samples.clone()
         } else {
@@ -197,7 +193,7 @@ impl LocalAudioTrack {
     /// Sends everything pushed so far, padding the last partial frame, instead of waiting for
     /// more audio to complete it: call at the end of an utterance.
     pub fn flush(&self) {
-        let mut outgoing = self.lock();
+        let mut outgoing = lock(&self.outgoing);
         let tail = outgoing.resampler.as_mut().map(|(_, resampler)| resampler.flush()).unwrap_or_default();
         outgoing.framer.push(&tail);
         outgoing.framer.finish();
@@ -205,7 +201,7 @@ impl LocalAudioTrack {
 
     /// Drops everything not yet sent; returns how much audio that was.
     pub fn clear(&self) -> Duration {
-        let mut outgoing = self.lock();
+        let mut outgoing = lock(&self.outgoing);
         let dropped = outgoing.framer.queued_samples();
         outgoing.framer.clear();
         if let Some((_, resampler)) = &mut outgoing.resampler {
@@ -216,22 +212,12 @@ impl LocalAudioTrack {
 
     /// Audio queued and not yet sent.
     pub fn queued(&self) -> Duration {
-        samples_duration(self.lock().framer.queued_samples() as u64)
+        samples_duration(lock(&self.outgoing).framer.queued_samples() as u64)
     }
 
     /// Real audio sent so far (silence between utterances not counted).
     pub fn played(&self) -> Duration {
-        samples_duration(self.lock().played)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Outgoing> {
-        self.outgoing.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for LocalAudioTrack {
-    fn drop(&mut self) {
-        self.pacing.abort();
+        samples_duration(lock(&self.outgoing).played)
     }
 }
 
@@ -239,57 +225,57 @@ fn samples_duration(samples: u64) -> Duration {
     Duration::from_micros(samples * 1_000_000 / u64::from(ROOM_SAMPLE_RATE))
 }
 
-/// Sends one frame every 20 ms once the track is negotiated: queued audio, else silence.
+/// Encodes a track's frames for the peer that sends them: queued audio, else silence.
 ///
 /// Silence is sent rather than nothing because LiveKit only announces a track once media flows,
 /// and receivers' jitter buffers stay primed. Its encoding is cached, so an idle agent costs
 /// no encoder time.
-async fn pace(outgoing: Arc<Mutex<Outgoing>>, mut sink: watch::Receiver<Option<TrackSink>>, mut encoder: OpusEncoder) {
-    if sink.wait_for(Option::is_some).await.is_err() {
-        return;
+pub(crate) struct TrackEncoder {
+    outgoing: SharedOutgoing,
+    encoder: OpusEncoder,
+    silence: Option<Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for TrackEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackEncoder").finish_non_exhaustive()
     }
-    let rtp_base = u64::from(rand::random::<u32>());
-    let mut pacer = Pacer::new(Instant::now(), 0);
-    let mut silence: Option<Arc<[u8]>> = None;
-    loop {
-        tokio::time::sleep_until(pacer.next_deadline().into()).await;
-        let now = Instant::now();
-        let Some(slot) = pacer.poll(now) else { continue };
+}
+
+impl TrackEncoder {
+    pub fn new(outgoing: SharedOutgoing) -> Result<Self, AudioError> {
+        Ok(Self { outgoing, encoder: OpusEncoder::new()?, silence: None })
+    }
+}
+
+impl AudioSource for TrackEncoder {
+    fn next_packet(&mut self) -> Option<Arc<[u8]>> {
         let frame = {
-            let mut outgoing = outgoing.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut outgoing = lock(&self.outgoing);
             let frame = outgoing.framer.next_frame();
             if frame.is_some() {
                 outgoing.played += ROOM_FRAME_SAMPLES as u64;
             }
             frame
         };
-        let data: Arc<[u8]> = match frame {
+        match frame {
             Some(samples) => {
-                silence = None;
-                match encoder.encode(&samples) {
-                    Ok(packet) => packet.into(),
+                self.silence = None;
+                match self.encoder.encode(&samples) {
+                    Ok(packet) => Some(packet.into()),
                     Err(e) => {
                         tracing::warn!("audio frame not encoded: {e}");
-                        continue;
+                        None
                     }
                 }
             }
-            None => match &silence {
-                Some(packet) => packet.clone(),
-                None => match encoder.encode(&[0; ROOM_FRAME_SAMPLES]) {
-                    Ok(packet) => silence.insert(packet.into()).clone(),
-                    Err(_) => continue,
-                },
+            None => match &self.silence {
+                Some(packet) => Some(packet.clone()),
+                None => {
+                    let packet: Arc<[u8]> = self.encoder.encode(&[0; ROOM_FRAME_SAMPLES]).ok()?.into();
+                    Some(self.silence.insert(packet).clone())
+                }
             },
-        };
-        let target = sink.borrow().clone();
-        match target {
-            Some(target) => {
-                let rtp_time = rtp_base + slot.index * ROOM_FRAME_SAMPLES as u64;
-                target.peer.try_send(PeerCommand::WriteAudio { mid: target.mid, rtp_time, wallclock: now, data });
-            }
-            None if sink.has_changed().is_err() => return,
-            None => {}
         }
     }
 }
