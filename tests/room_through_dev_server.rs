@@ -49,6 +49,19 @@ async fn participants_see_each_other_and_exchange_data() {
     .await;
     assert_eq!(changed.get("mood").map(String::as_str), Some("curious"));
 
+    let long: String = "नमस्ते, यह एक लंबा संदेश है। ".repeat(600);
+    bob.send_text("lk.chat", &long, HashMap::from([("lang".to_owned(), "hi".to_owned())])).await.expect("sent");
+    let (text, attributes) = wait_for(&mut alice_events, LIMIT, |e| match e {
+        RoomEvent::Text(voice_agent::livekit::data::TextStreamEvent::Closed { full_text, attributes, .. }) => {
+            Some((full_text, attributes))
+        }
+        _ => None,
+    })
+    .await;
+    assert!(long.len() > 30_000, "needs several 15 000-byte chunks");
+    assert_eq!(text, long, "a long Hindi text stream arrives whole");
+    assert_eq!(attributes.get("lang").map(String::as_str), Some("hi"));
+
     bob.disconnect().await;
     let left = wait_for(&mut alice_events, LIMIT, |e| match e {
         RoomEvent::ParticipantDisconnected { participant, .. } => Some(participant.identity),

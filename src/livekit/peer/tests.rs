@@ -148,3 +148,44 @@ fn malformed_sdp_is_an_error_not_a_panic() {
     client.core.handle_datagram(now, "10.9.9.9:1".parse().expect("addr"), client.address, &[]);
     assert!(client.core.is_alive());
 }
+
+/// LiveKit reuses transceivers: a later offer may put another track (new msid and SSRC) on a
+/// section, turn it inactive, or restart ICE. The client must accept each and read the section's
+/// new track.
+#[test]
+fn later_offers_may_reuse_or_idle_a_section_and_restart_ice() {
+    let mut now = Instant::now();
+    let mut server = Side::new(true, "10.0.0.2:7882", now);
+    let mut client = Side::new(false, "10.0.0.1:50000", now);
+    let request = OfferRequest {
+        channels: vec![ChannelSpec { label: "_reliable".into(), lossy: false }],
+        add_audio: vec![("PA_one|TR_one".into(), "TR_one".into())],
+        ..OfferRequest::default()
+    };
+    let offer = server.core.create_offer(request, now).expect("offer").expect("negotiation");
+    let answer = client.core.accept_offer(&offer, now).expect("answer");
+    server.core.accept_answer(&answer, now).expect("applied");
+    client.core.add_remote_candidate(server.candidate(), now);
+    run_until(&mut client, &mut server, &mut now, |c, _| has(c, |e| matches!(e, PeerEvent::Connected)));
+    let mid = client.core.remote_sections().values().find(|s| s.msid.is_some()).expect("audio").mid.clone();
+
+    let version = |sdp: &str, n: u32| sdp.replacen(" 1 IN IP4", &format!(" {n} IN IP4"), 1);
+    let old_ssrc = sdp::media_sections(&offer).iter().find(|s| s.mid == mid).expect("section").ssrcs[0].to_string();
+    let reused = version(&offer, 2)
+        .replace("PA_one|TR_one", "PA_two|TR_two")
+        .replace("TR_one", "TR_two")
+        .replace(&old_ssrc, "424242");
+    client.core.accept_offer(&reused, now).expect("a reused section is accepted");
+    let section = &client.core.remote_sections()[&mid];
+    assert_eq!(section.msid.as_ref().map(|m| m.track_id.as_str()), Some("TR_two"));
+    assert_eq!(section.ssrcs, [424242]);
+
+    let idle = version(&reused, 3).replace("a=sendonly", "a=inactive");
+    client.core.accept_offer(&idle, now).expect("an inactive section is accepted");
+    assert_eq!(client.core.remote_sections()[&mid].direction, SdpDirection::Inactive);
+
+    let ufrag = idle.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).expect("ufrag").to_owned();
+    let restarted = version(&idle, 4).replace(&ufrag, "newfrag1");
+    client.core.accept_offer(&restarted, now).expect("an ICE restart is accepted");
+    assert!(client.core.is_alive());
+}
