@@ -7,6 +7,8 @@
 //! - [`web`]: the token server and the page people talk to the agent through.
 //! - [`livekit`]: the LiveKit protocol: tokens, signalling, WebRTC peers, rooms, data.
 //! - [`audio`]: Opus coding, resampling and real-time pacing.
+//! - [`worker`]: the agent worker: registration, dispatch, one task per call.
+//! - [`devserver`]: a LiveKit-compatible server for tests and local development.
 
 pub mod audio;
 pub mod config;
@@ -17,3 +19,4 @@ pub mod providers;
 pub mod shutdown;
 pub mod telemetry;
 pub mod web;
+pub mod worker;

@@ -16,8 +16,7 @@ use voice_agent::livekit::peer::host_ips;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn livekit_client_in_chromium_hears_the_loopback() {
-    let config =
-        DevServerConfig { api_key: DEV_API_KEY.into(), api_secret: Secret::new(DEV_API_SECRET), rtc_ips: host_ips() };
+    let config = DevServerConfig::new(DEV_API_KEY.into(), Secret::new(DEV_API_SECRET), host_ips());
     let server = DevServer::start("127.0.0.1:0".parse().expect("address"), config).await.expect("dev server starts");
 
     let mut loopback = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-worker"))

@@ -2,14 +2,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
 use voice_agent::config::{Role, Settings, Sources};
-use voice_agent::devserver::{self, DevServerConfig};
+use voice_agent::devserver::{self, DevServer, DevServerConfig};
 use voice_agent::livekit::room::{self, ConnectOptions};
 use voice_agent::livekit::{loopback, peer, token};
+use voice_agent::profiles::ProfileStore;
+use voice_agent::web::{self, AppState};
+use voice_agent::worker::{self as agents, LoopbackSession, Worker, WorkerConfig};
 
 #[derive(Parser)]
 #[command(version, about = "A LiveKit voice-AI agent worker.")]
@@ -23,6 +28,18 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the worker: register with LiveKit (LIVEKIT_URL) and take calls.
+    Start,
+    /// Run everything on this machine: a LiveKit dev server (unless LIVEKIT_URL is set), the
+    /// token server with its page, and the worker; open http://localhost:3000 and talk.
+    Dev {
+        /// Address of the embedded LiveKit server (ignored when LIVEKIT_URL is set).
+        #[arg(long, default_value = "127.0.0.1:7880")]
+        livekit_bind: SocketAddr,
+        /// Media addresses of the embedded server, repeatable; default: every interface.
+        #[arg(long = "rtc-ip", value_name = "IP")]
+        rtc_ips: Vec<IpAddr>,
+    },
     /// Run a LiveKit-compatible server for tests and local development.
     DevServer {
         /// Address for signalling (HTTP and WebSocket).
@@ -53,15 +70,25 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut sources = Sources::from_process(args.config);
     match args.command {
+        Command::Start => {
+            let settings = Settings::load(&sources, Role::Worker)?;
+            voice_agent::telemetry::init(settings.log_format, "info");
+            let settings = Arc::new(settings);
+            let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
+            let worker = worker(&settings, profiles, settings.worker.drain_timeout);
+            let health = bind(
+                SocketAddr::new(settings.worker.health_host, settings.worker.health_port),
+                "HEALTH_HOST, HEALTH_PORT",
+            )
+            .await?;
+            run_worker(worker, health).await
+        }
+        Command::Dev { livekit_bind, rtc_ips } => dev(&sources, livekit_bind, rtc_ips).await,
         Command::DevServer { bind, rtc_ips } => {
             let settings = Settings::load(&sources, Role::DevServer)?;
             voice_agent::telemetry::init(settings.log_format, "info");
             let rtc_ips = if rtc_ips.is_empty() { peer::host_ips() } else { rtc_ips };
-            let config = DevServerConfig {
-                api_key: settings.livekit.api_key,
-                api_secret: settings.livekit.api_secret,
-                rtc_ips: rtc_ips.clone(),
-            };
+            let config = DevServerConfig::new(settings.livekit.api_key, settings.livekit.api_secret, rtc_ips.clone());
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind} (--bind)"))?;
@@ -110,4 +137,100 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// In `dev`, Ctrl-C should not wait minutes for calls to end.
+const DEV_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) -> anyhow::Result<()> {
+    let mut settings = Settings::load(sources, Role::Dev)?;
+    voice_agent::telemetry::init(settings.log_format, "info,voice_agent=debug");
+    if !settings.livekit.external {
+        let url = url::Url::parse(&format!("ws://{livekit_bind}")).context("--livekit-bind is not an address")?;
+        if settings.livekit.public_url == settings.livekit.url {
+            settings.livekit.public_url = url.clone();
+        }
+        settings.livekit.url = url;
+    }
+    let settings = Arc::new(settings);
+    let embedded = if settings.livekit.external {
+        tracing::info!(url = %settings.livekit.url, "using the LiveKit server at LIVEKIT_URL");
+        None
+    } else {
+        let rtc_ips = if rtc_ips.is_empty() { peer::host_ips() } else { rtc_ips };
+        let config =
+            DevServerConfig::new(settings.livekit.api_key.clone(), settings.livekit.api_secret.clone(), rtc_ips);
+        let server = DevServer::start(livekit_bind, config)
+            .await
+            .with_context(|| format!("cannot start the LiveKit dev server on {livekit_bind}"))?;
+        tracing::info!(url = %server.url(), "LiveKit dev server listening");
+        Some(server)
+    };
+    let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
+    let web_address = SocketAddr::new(settings.web.host, settings.web.port);
+    let web_listener = bind(web_address, "WEB_HOST, WEB_PORT").await?;
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web = tokio::spawn(web::serve(
+        web_listener,
+        Arc::new(AppState::new(settings.clone(), profiles.clone())),
+        async move {
+            let _ = web_stopped.await;
+        },
+    ));
+    tracing::info!("open http://localhost:{} and talk", settings.web.port);
+    let health =
+        bind(SocketAddr::new(settings.worker.health_host, settings.worker.health_port), "HEALTH_HOST, HEALTH_PORT")
+            .await?;
+    let worker = worker(&settings, profiles, settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT));
+    let result = run_worker(worker, health).await;
+    let _ = web_stop.send(());
+    web.await.context("the token server task failed")?.context("the token server failed")?;
+    if let Some(server) = embedded {
+        server.stop().await;
+    }
+    result
+}
+
+fn worker(settings: &Settings, profiles: Arc<ProfileStore>, drain_timeout: Duration) -> Worker {
+    let config = WorkerConfig {
+        livekit_url: settings.livekit.url.to_string(),
+        api_key: settings.livekit.api_key.clone(),
+        api_secret: settings.livekit.api_secret.clone(),
+        limits: agents::Limits {
+            agent_name: settings.agent_name.clone(),
+            max_jobs: settings.worker.max_jobs,
+            load_threshold: settings.worker.load_threshold,
+        },
+        drain_timeout,
+    };
+    Worker::new(config, profiles, Arc::new(LoopbackSession))
+}
+
+/// Runs the worker with its health endpoint until it has drained. The first SIGTERM or SIGINT
+/// drains; a second exits at once.
+async fn run_worker(worker: Worker, health: TcpListener) -> anyhow::Result<()> {
+    let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
+    let health = tokio::spawn(agents::serve_health(health, worker.snapshot(), async move {
+        let _ = health_stopped.await;
+    }));
+    let (drain, draining) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        voice_agent::shutdown::signal().await;
+        let _ = drain.send(());
+        voice_agent::shutdown::signal().await;
+        tracing::warn!("second signal: exiting without waiting for calls");
+        std::process::exit(1);
+    });
+    worker
+        .run(async move {
+            let _ = draining.await;
+        })
+        .await;
+    let _ = health_stop.send(());
+    health.await.context("the health endpoint task failed")?.context("the health endpoint failed")?;
+    Ok(())
+}
+
+async fn bind(address: SocketAddr, settings: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} ({settings})"))
 }

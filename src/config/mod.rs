@@ -32,6 +32,11 @@ pub enum Role {
     DevServer,
     /// `agent-worker connect`: joins a room with a token it signs itself.
     Connect,
+    /// `agent-worker start`: the worker, against a LiveKit server.
+    Worker,
+    /// `agent-worker dev`: everything in one process; LiveKit is embedded unless LIVEKIT_URL is
+    /// set, and calls are taken whatever the load.
+    Dev,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +78,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct LiveKitSettings {
+    /// For `dev` without LIVEKIT_URL, where its embedded server will listen.
     pub url: Url,
+    /// LIVEKIT_URL was set (for `dev`: use that server rather than the embedded one).
+    pub external: bool,
     /// What browsers are told to connect to; the same as `url` unless set apart.
     pub public_url: Url,
     pub api_key: String,
@@ -127,6 +135,19 @@ pub struct WebSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub max_jobs: u32,
+    /// `None` takes calls whatever the load (`dev`).
+    pub load_threshold: Option<f64>,
+    pub drain_timeout: Duration,
+    pub health_host: IpAddr,
+    pub health_port: u16,
+}
+
+/// Where `dev` runs its embedded LiveKit server, and so what it tells browsers and the worker.
+pub const DEV_LIVEKIT_URL: &str = "ws://127.0.0.1:7880";
+
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub livekit: LiveKitSettings,
     /// Empty means automatic dispatch: the worker gets a job for every new room.
@@ -136,6 +157,7 @@ pub struct Settings {
     pub n8n: N8nSettings,
     pub profiles: ProfileSettings,
     pub web: WebSettings,
+    pub worker: WorkerSettings,
     pub log_format: LogFormat,
 }
 
@@ -176,13 +198,17 @@ impl Settings {
 }
 
 fn read(r: &mut Reader<'_>, role: Role) -> Settings {
-    let dev = role == Role::DevServer;
+    let dev = matches!(role, Role::DevServer | Role::Dev);
     let livekit_url = r.url("LIVEKIT_URL", &["ws", "wss", "http", "https"], !dev);
+    let external = livekit_url.is_some();
     let public_url = r.url("LIVEKIT_PUBLIC_URL", &["ws", "wss", "http", "https"], false);
-    let api_key = r.string("LIVEKIT_API_KEY", !dev).or_else(|| dev.then(|| DEV_API_KEY.to_owned()));
-    let api_secret = r.secret("LIVEKIT_API_SECRET", !dev).or_else(|| dev.then(|| Secret::new(DEV_API_SECRET)));
-    let placeholder = Url::parse("ws://unset.invalid").expect("a constant, valid URL");
-    let url = livekit_url.unwrap_or(placeholder);
+    // The dev key pair only fits our own embedded server; a real one needs real keys.
+    let embedded = dev && !(role == Role::Dev && external);
+    let api_key = r.string("LIVEKIT_API_KEY", !embedded).or_else(|| embedded.then(|| DEV_API_KEY.to_owned()));
+    let api_secret =
+        r.secret("LIVEKIT_API_SECRET", !embedded).or_else(|| embedded.then(|| Secret::new(DEV_API_SECRET)));
+    let fallback = if role == Role::Dev { DEV_LIVEKIT_URL } else { "ws://unset.invalid" };
+    let url = livekit_url.unwrap_or_else(|| Url::parse(fallback).expect("a constant, valid URL"));
 
     let llm_provider = r.choice("LLM_PROVIDER", LlmProvider::parse, "groq or openai").unwrap_or(LlmProvider::Groq);
     let llm_model = r.string("LLM_MODEL", false).unwrap_or_else(|| llm_provider.default_model().to_owned());
@@ -210,6 +236,7 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
         livekit: LiveKitSettings {
             public_url: public_url.unwrap_or_else(|| url.clone()),
             url,
+            external,
             api_key: api_key.unwrap_or_default(),
             api_secret: api_secret.unwrap_or_else(|| Secret::new("")),
         },
@@ -243,6 +270,15 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             cors_origins: r.origins("CORS_ORIGINS"),
             trust_forwarded_for: r.flag("TRUST_FORWARDED_FOR"),
             admin_token: r.secret("ADMIN_TOKEN", false),
+        },
+        worker: WorkerSettings {
+            max_jobs: r.number("MAX_JOBS", 1..=10_000),
+            load_threshold: Some(r.fraction("LOAD_THRESHOLD")).filter(|_| role != Role::Dev),
+            drain_timeout: Duration::from_secs(r.number("DRAIN_TIMEOUT_SECS", 0..=86_400)),
+            health_host: r
+                .parsed("HEALTH_HOST", "an IP address such as 0.0.0.0 or 127.0.0.1")
+                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            health_port: r.number("HEALTH_PORT", 1..=65_535),
         },
         log_format: r
             .choice(

@@ -130,6 +130,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A number above 0 and at most 1; settings read this way always have a default.
+    pub fn fraction(&mut self, name: &str) -> f64 {
+        let fallback = spec::find(name).and_then(|s| s.default).and_then(|d| d.parse().ok());
+        let fallback = fallback.expect("fraction settings have valid defaults");
+        let Some(entry) = self.entry(name) else {
+            self.missing(name);
+            return fallback;
+        };
+        match entry.value.trim().parse::<f64>() {
+            Ok(value) if value > 0.0 && value <= 1.0 => value,
+            _ => {
+                self.invalid(name, entry, "a number above 0 and at most 1, such as 0.75");
+                fallback
+            }
+        }
+    }
+
     pub fn flag(&mut self, name: &str) -> bool {
         let Some(entry) = self.entry(name) else { return false };
         match entry.value.trim().to_ascii_lowercase().as_str() {

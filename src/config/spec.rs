@@ -24,7 +24,11 @@ const fn secret(name: &'static str, doc: &'static str) -> SettingSpec {
 }
 
 pub const SETTINGS: &[SettingSpec] = &[
-    setting("LIVEKIT_URL", None, "WebSocket URL of the LiveKit server (ws:// or wss://)."),
+    setting(
+        "LIVEKIT_URL",
+        None,
+        "WebSocket URL of the LiveKit server (ws:// or wss://); `dev` runs its own when unset.",
+    ),
     setting(
         "LIVEKIT_PUBLIC_URL",
         None,
@@ -92,6 +96,27 @@ pub const SETTINGS: &[SettingSpec] = &[
         "Take the client address from X-Forwarded-For (only behind a proxy you run).",
     ),
     secret("ADMIN_TOKEN", "Bearer token for admin endpoints such as /api/invalidate-cache; unset disables them."),
+    setting(
+        "MAX_JOBS",
+        Some("100"),
+        "Calls one worker process takes at most; beyond it the worker reports itself full.",
+    ),
+    setting(
+        "LOAD_THRESHOLD",
+        Some("0.75"),
+        "Load (0 to 1) at which the worker stops taking calls; load is the higher of CPU share and MAX_JOBS used.",
+    ),
+    setting(
+        "DRAIN_TIMEOUT_SECS",
+        Some("600"),
+        "On SIGTERM, how long running calls may go on before the worker leaves them and exits.",
+    ),
+    setting("HEALTH_HOST", Some("0.0.0.0"), "Address of the worker's health endpoint."),
+    setting(
+        "HEALTH_PORT",
+        Some("8081"),
+        "Port of the worker's health endpoint: / answers 200 while registered, /worker describes it.",
+    ),
     setting(
         "LOG_FORMAT",
         Some("text"),

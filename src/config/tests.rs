@@ -187,3 +187,21 @@ fn the_dev_server_needs_nothing_and_defaults_to_the_dev_key_pair() {
     let names: Vec<_> = error.problems.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]);
 }
+
+#[test]
+fn dev_embeds_livekit_unless_pointed_at_a_real_one_which_needs_real_keys() {
+    let settings = Settings::load(&Sources::default(), Role::Dev).expect("nothing needed");
+    assert!(!settings.livekit.external);
+    assert_eq!(settings.livekit.url.as_str(), "ws://127.0.0.1:7880/");
+    assert_eq!(settings.livekit.api_key, "devkey");
+    assert_eq!(settings.worker.load_threshold, None, "dev takes calls whatever the load");
+    let sources = Sources { env: env(&[("LIVEKIT_URL", "wss://project.livekit.cloud")]), ..Sources::default() };
+    let error = Settings::load(&sources, Role::Dev).expect_err("a real server needs its keys");
+    let names: Vec<_> = error.problems.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]);
+    let worker = Settings::load(&Sources { env: env(LIVEKIT), ..Sources::default() }, Role::Worker).expect("valid");
+    assert_eq!(
+        (worker.worker.max_jobs, worker.worker.load_threshold, worker.worker.health_port),
+        (100, Some(0.75), 8081)
+    );
+}

@@ -71,6 +71,15 @@ pub fn check_join(claims: &Claims) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The claims an agent worker connection needs: `video.agent`.
+pub fn check_agent(claims: &Claims) -> Result<(), Refusal> {
+    if claims.video.agent {
+        Ok(())
+    } else {
+        Err(Refusal::new(StatusCode::UNAUTHORIZED, "permission denied: the token lacks the agent grant"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -101,6 +110,7 @@ mod tests {
         let jwt = token_for(join_grants(), "alice", "devkey", "secret", Duration::from_secs(60));
         let claims = verify(&jwt, "devkey", &secret()).expect("valid");
         assert!(check_join(&claims).is_ok());
+        assert!(check_agent(&claims).is_err(), "a participant token is not a worker token");
     }
 
     #[test]

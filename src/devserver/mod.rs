@@ -8,15 +8,24 @@
 //! LiveKit's sequence and identity rules. It is ICE-lite like LiveKit Cloud, so clients must be
 //! the controlling ICE agent.
 //!
+//! Agent workers register on `/agent` (a token with `video.agent`). When a person's join creates
+//! a room, a job is dispatched for each of the token's `roomConfig.agents`, or one for workers
+//! registered without an agent name: availability is asked worker by worker (weighted by spare
+//! load, 10 s each), the first to accept gets an agent token and the assignment, and its jobs are
+//! terminated when the room closes (the departure timeout after the last person leaves; agents
+//! do not keep a room open).
+//!
 //! `/rtc/v1` (single-PeerConnection mode) answers 404, as servers before it existed did; current
 //! livekit-client releases try it first and fall back to `/rtc`. Resuming a session is not
 //! supported: a resume is answered with a RECONNECT leave and clients rejoin in full.
 
 mod auth;
 mod data_rules;
+mod dispatch;
 mod ids;
 mod room;
 mod session;
+mod worker_session;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,11 +58,25 @@ pub struct DevServerConfig {
     pub api_secret: Secret,
     /// Addresses WebRTC binds to and offers as ICE candidates.
     pub rtc_ips: Vec<IpAddr>,
+    /// How long a worker has to answer an availability request before the next one is asked;
+    /// LiveKit waits 10 s.
+    pub availability_timeout: Duration,
+    /// The URL put in job assignments; `None`, as LiveKit's open-source server does, tells
+    /// workers to join with their own LIVEKIT_URL (LiveKit Cloud sends one).
+    pub assignment_url: Option<String>,
+}
+
+impl DevServerConfig {
+    /// LiveKit's own timings, with the given keys and media addresses.
+    pub fn new(api_key: String, api_secret: Secret, rtc_ips: Vec<IpAddr>) -> Self {
+        Self { api_key, api_secret, rtc_ips, availability_timeout: Duration::from_secs(10), assignment_url: None }
+    }
 }
 
 struct Server {
     config: Arc<DevServerConfig>,
     rooms: Arc<Rooms>,
+    dispatcher: dispatch::Dispatcher,
 }
 
 /// A running dev server, for tests and for `agent-worker dev`.
@@ -103,7 +126,9 @@ pub async fn serve(
     config: DevServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let server = Arc::new(Server { config: Arc::new(config), rooms: Arc::new(Rooms::default()) });
+    let config = Arc::new(config);
+    let dispatcher = dispatch::Dispatcher::start(config.clone());
+    let server = Arc::new(Server { config, rooms: Arc::new(Rooms::new(dispatcher.clone())), dispatcher });
     // Browsers ask /rtc/validate with fetch from the page's origin, so every origin is allowed,
     // as LiveKit allows it.
     let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any);
@@ -113,6 +138,7 @@ pub async fn serve(
         .route("/rtc/validate", get(validate))
         .route("/rtc/v1", get(single_pc))
         .route("/rtc/v1/validate", get(single_pc))
+        .route("/agent", get(agent))
         .layer(cors)
         .with_state(server);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
@@ -145,6 +171,26 @@ async fn rtc(
     upgrade
         .max_message_size(signal_frame_limit())
         .on_upgrade(move |ws| session::run(ws, config, rooms, claims, options))
+}
+
+async fn agent(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(query): Params,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let admitted = auth::token(&headers, &query)
+        .and_then(|token| auth::verify(token, &server.config.api_key, &server.config.api_secret))
+        .and_then(|claims| auth::check_agent(&claims));
+    if let Err(refusal) = admitted {
+        tracing::info!(status = refusal.status.as_u16(), "agent worker refused: {}", refusal.reason);
+        return (refusal.status, refusal.reason).into_response();
+    }
+    let Ok(upgrade) = upgrade else {
+        return (StatusCode::NOT_FOUND, "/agent takes WebSocket connections").into_response();
+    };
+    let dispatcher = server.dispatcher.clone();
+    upgrade.max_message_size(signal_frame_limit()).on_upgrade(move |ws| worker_session::run(ws, dispatcher))
 }
 
 async fn validate(State(server): State<Arc<Server>>, headers: HeaderMap, Query(query): Params) -> Response {

@@ -10,6 +10,7 @@ use livekit_protocol as pb;
 use tokio::sync::{mpsc, oneshot};
 
 use super::data_rules::{self, Sender};
+use super::dispatch::{DispatchMsg, Dispatcher};
 use super::ids;
 use crate::livekit::data;
 use crate::livekit::peer::{MediaSink, PeerCommand, PeerHandle};
@@ -112,12 +113,17 @@ impl RoomHandle {
 }
 
 /// Rooms by name, created on first join.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Rooms {
     rooms: Mutex<HashMap<String, RoomHandle>>,
+    dispatcher: Dispatcher,
 }
 
 impl Rooms {
+    pub fn new(dispatcher: Dispatcher) -> Self {
+        Self { rooms: Mutex::default(), dispatcher }
+    }
+
     /// The room, created with `config` (the creating token's roomConfig) when new.
     pub fn get_or_create(self: &Arc<Self>, name: &str, config: Option<pb::RoomConfiguration>) -> RoomHandle {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
@@ -127,7 +133,7 @@ impl Rooms {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = RoomHandle { tx };
         rooms.insert(name.to_owned(), handle.clone());
-        let room = RoomState::new(name, config.unwrap_or_default());
+        let room = RoomState::new(name, config.unwrap_or_default(), self.dispatcher.clone());
         tracing::info!(room = name, sid = %room.info.sid, "room created");
         tokio::spawn(run(room, rx, self.clone()));
         handle
@@ -179,10 +185,15 @@ struct RoomState {
     info: pb::Room,
     departure_timeout: Duration,
     members: HashMap<String, Member>,
+    /// Explicit dispatches from the creating token; none means the default (unnamed) agent.
+    agents: Vec<pb::RoomAgentDispatch>,
+    dispatcher: Dispatcher,
+    /// Jobs are created once, when the first person (not an agent) joins.
+    dispatched: bool,
 }
 
 impl RoomState {
-    fn new(name: &str, config: pb::RoomConfiguration) -> Self {
+    fn new(name: &str, config: pb::RoomConfiguration, dispatcher: Dispatcher) -> Self {
         let now = chrono::Utc::now();
         let departure = if config.departure_timeout > 0 { config.departure_timeout } else { 20 };
         let info = pb::Room {
@@ -196,7 +207,23 @@ impl RoomState {
             metadata: config.metadata.clone(),
             ..Default::default()
         };
-        Self { info, departure_timeout: Duration::from_secs(u64::from(departure)), members: HashMap::new() }
+        let departure_timeout = Duration::from_secs(u64::from(departure));
+        Self { info, departure_timeout, members: HashMap::new(), agents: config.agents, dispatcher, dispatched: false }
+    }
+
+    /// People keep a room open; agents (and recorders) do not, as in LiveKit.
+    fn has_people(&self) -> bool {
+        self.members.values().any(|m| !m.is_agent())
+    }
+
+    /// The room ends: agents still in it are removed and their jobs terminated.
+    fn close(&mut self) {
+        for member in self.members.values() {
+            let leave = pb::LeaveRequest { reason: pb::DisconnectReason::RoomClosed as i32, ..Default::default() };
+            let _ = member.link.tx.send(ToSession::Leave(leave));
+        }
+        self.members.clear();
+        self.dispatcher.send(DispatchMsg::RoomClosed { room: self.info.name.clone() });
     }
 
     fn handle(&mut self, message: RoomMsg) {
@@ -281,8 +308,13 @@ impl RoomState {
             return;
         }
         tracing::info!(room = %self.info.name, participant = %info.identity, %sid, "participant joined");
-        self.members
-            .insert(sid.clone(), Member { info, link, auto_subscribe, last_sequence: 0, tracks: HashMap::new() });
+        let member = Member { info, link, auto_subscribe, last_sequence: 0, tracks: HashMap::new() };
+        if !self.dispatched && !member.is_agent() {
+            self.dispatched = true;
+            let agents = std::mem::take(&mut self.agents);
+            self.dispatcher.send(DispatchMsg::RoomCreated { room: Box::new(self.info.clone()), agents });
+        }
+        self.members.insert(sid.clone(), member);
         self.changed(&sid);
         let existing: Vec<(String, String)> = self
             .members
@@ -449,20 +481,20 @@ impl RoomState {
 
 async fn run(mut room: RoomState, mut rx: mpsc::UnboundedReceiver<RoomMsg>, rooms: Arc<Rooms>) {
     let empty_timeout = Duration::from_secs(u64::from(room.info.empty_timeout));
-    let mut ever_joined = false;
     loop {
-        let idle_for = if ever_joined { room.departure_timeout } else { empty_timeout };
-        let wait = if room.members.is_empty() { idle_for } else { Duration::MAX };
+        let wait = match (room.has_people(), room.dispatched) {
+            (true, _) => Duration::MAX,
+            (false, true) => room.departure_timeout,
+            (false, false) => empty_timeout,
+        };
         tokio::select! {
             message = rx.recv() => match message {
-                Some(message) => {
-                    ever_joined |= matches!(message, RoomMsg::Join { .. });
-                    room.handle(message);
-                }
+                Some(message) => room.handle(message),
                 None => break,
             },
             () = tokio::time::sleep(wait), if wait != Duration::MAX => {
                 if rooms.remove_if_idle(&room.info.name, &rx) {
+                    room.close();
                     break;
                 }
             }

@@ -12,12 +12,16 @@ use voice_agent::livekit::room::{self, ConnectOptions, Room, RoomEvent};
 pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 pub async fn dev_server() -> DevServer {
-    let config = DevServerConfig {
-        api_key: DEV_API_KEY.into(),
-        api_secret: Secret::new(DEV_API_SECRET),
-        rtc_ips: vec![LOOPBACK],
-    };
-    DevServer::start("127.0.0.1:0".parse().expect("address"), config).await.expect("dev server starts")
+    dev_server_with(|_, _| {}).await
+}
+
+/// A dev server on loopback, its config adjusted by `configure`, which is also told the URL the
+/// server will have.
+pub async fn dev_server_with(configure: impl FnOnce(&mut DevServerConfig, &str)) -> DevServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let mut config = DevServerConfig::new(DEV_API_KEY.into(), Secret::new(DEV_API_SECRET), vec![LOOPBACK]);
+    configure(&mut config, &format!("ws://127.0.0.1:{port}"));
+    DevServer::start(([127, 0, 0, 1], port).into(), config).await.expect("dev server starts")
 }
 
 pub fn token(room: &str, identity: &str) -> String {

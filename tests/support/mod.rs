@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod livekit;
 pub mod n8n;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

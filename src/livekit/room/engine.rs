@@ -53,9 +53,19 @@ pub(crate) enum Action {
 /// What the room's user asks for.
 #[derive(Debug)]
 pub(crate) enum Command {
-    PublishAudio { name: String, reply: oneshot::Sender<Result<PublishedAudio, RoomError>> },
-    SendPackets { packets: Vec<pb::DataPacket> },
-    SetAttributes { attributes: HashMap<String, String>, reply: oneshot::Sender<Result<(), RoomError>> },
+    PublishAudio {
+        name: String,
+        reply: oneshot::Sender<Result<PublishedAudio, RoomError>>,
+    },
+    SendPackets {
+        packets: Vec<pb::DataPacket>,
+    },
+    /// Our name (when given) and attributes; an empty attribute value deletes the key.
+    UpdateSelf {
+        name: Option<String>,
+        attributes: HashMap<String, String>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
+    },
     Simulate(pb::simulate_scenario::Scenario),
 }
 
@@ -270,11 +280,16 @@ impl Engine {
                     ));
                 }
             }
-            Command::SetAttributes { attributes, reply } => {
+            Command::UpdateSelf { name, attributes, reply } => {
                 let request_id = self.next_request_id;
                 self.next_request_id += 1;
                 self.pending_requests.insert(request_id, Pending { reply, deadline: now + REQUEST_TIMEOUT });
-                let update = pb::UpdateParticipantMetadata { attributes, request_id, ..Default::default() };
+                let update = pb::UpdateParticipantMetadata {
+                    name: name.unwrap_or_default(),
+                    attributes,
+                    request_id,
+                    ..Default::default()
+                };
                 self.signal(signal_request::Message::UpdateMetadata(update));
             }
             Command::Simulate(scenario) => {

@@ -321,7 +321,11 @@ fn attribute_updates_resolve_on_the_servers_answer_or_time_out() {
     engine.take_actions();
     let (reply, mut answer) = oneshot::channel();
     engine.handle_command(
-        Command::SetAttributes { attributes: HashMap::from([("lk.agent.state".into(), "listening".into())]), reply },
+        Command::UpdateSelf {
+            name: None,
+            attributes: HashMap::from([("lk.agent.state".into(), "listening".into())]),
+            reply,
+        },
         now,
     );
     let request_id = engine.take_actions().into_iter().find_map(|a| match a {
@@ -337,7 +341,7 @@ fn attribute_updates_resolve_on_the_servers_answer_or_time_out() {
     assert!(matches!(answer.try_recv(), Ok(Ok(()))));
 
     let (reply, mut answer) = oneshot::channel();
-    engine.handle_command(Command::SetAttributes { attributes: HashMap::new(), reply }, now);
+    engine.handle_command(Command::UpdateSelf { name: Some("Aria".into()), attributes: HashMap::new(), reply }, now);
     engine.handle_tick(now + Duration::from_secs(11), 0);
     assert!(matches!(answer.try_recv(), Ok(Err(RoomError::Timeout(_)))));
 }

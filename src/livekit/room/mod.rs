@@ -131,8 +131,17 @@ impl Room {
 
     /// Sets our participant attributes (an empty value deletes a key) and waits for the server.
     pub async fn set_attributes(&self, attributes: HashMap<String, String>) -> Result<(), RoomError> {
+        self.update_self(None, attributes).await
+    }
+
+    /// Changes the name others see for us, and waits for the server.
+    pub async fn set_name(&self, name: &str) -> Result<(), RoomError> {
+        self.update_self(Some(name.to_owned()), HashMap::new()).await
+    }
+
+    async fn update_self(&self, name: Option<String>, attributes: HashMap<String, String>) -> Result<(), RoomError> {
         let (reply, answer) = oneshot::channel();
-        self.request(Command::SetAttributes { attributes, reply }).await?;
+        self.request(Command::UpdateSelf { name, attributes, reply }).await?;
         answer.await.map_err(|_| RoomError::Closed)?
     }
 

@@ -1,6 +1,10 @@
-//! One protobuf per binary WebSocket frame, in both directions.
+//! One protobuf per binary WebSocket frame, in both directions, for participants (`/rtc`) and
+//! agent workers (`/agent`) alike.
 
-use livekit_protocol::{SignalRequest, SignalResponse, signal_request, signal_response};
+use livekit_protocol::{
+    ServerMessage, SignalRequest, SignalResponse, WorkerMessage, server_message, signal_request, signal_response,
+    worker_message,
+};
 use prost::Message;
 
 /// Signalling messages are small (SDP is the largest, a few KiB); this bounds what a broken or
@@ -25,23 +29,40 @@ pub fn encode_response(message: signal_response::Message) -> Vec<u8> {
     SignalResponse { message: Some(message) }.encode_to_vec()
 }
 
+pub fn encode_worker_message(message: worker_message::Message) -> Vec<u8> {
+    WorkerMessage { message: Some(message) }.encode_to_vec()
+}
+
+pub fn encode_server_message(message: server_message::Message) -> Vec<u8> {
+    ServerMessage { message: Some(message) }.encode_to_vec()
+}
+
 /// Decodes what a server sends. A message type this build does not know yields `Empty`, which
 /// callers ignore, as LiveKit clients do.
 pub fn decode_response(bytes: &[u8]) -> Result<signal_response::Message, FrameError> {
-    check_size(bytes)?;
-    let response = SignalResponse::decode(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    response.message.ok_or(FrameError::Empty)
+    decode::<SignalResponse>(bytes)?.message.ok_or(FrameError::Empty)
 }
 
 /// Decodes what a client sends.
 pub fn decode_request(bytes: &[u8]) -> Result<signal_request::Message, FrameError> {
-    check_size(bytes)?;
-    let request = SignalRequest::decode(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    request.message.ok_or(FrameError::Empty)
+    decode::<SignalRequest>(bytes)?.message.ok_or(FrameError::Empty)
 }
 
-fn check_size(bytes: &[u8]) -> Result<(), FrameError> {
-    if bytes.len() > MAX_FRAME_BYTES { Err(FrameError::TooLarge(bytes.len())) } else { Ok(()) }
+/// Decodes what an agent worker sends.
+pub fn decode_worker_message(bytes: &[u8]) -> Result<worker_message::Message, FrameError> {
+    decode::<WorkerMessage>(bytes)?.message.ok_or(FrameError::Empty)
+}
+
+/// Decodes what the server sends an agent worker.
+pub fn decode_server_message(bytes: &[u8]) -> Result<server_message::Message, FrameError> {
+    decode::<ServerMessage>(bytes)?.message.ok_or(FrameError::Empty)
+}
+
+fn decode<T: Message + Default>(bytes: &[u8]) -> Result<T, FrameError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(bytes.len()));
+    }
+    T::decode(bytes).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -74,6 +95,8 @@ mod tests {
                 .collect();
             let _ = decode_request(&bytes);
             let _ = decode_response(&bytes);
+            let _ = decode_worker_message(&bytes);
+            let _ = decode_server_message(&bytes);
         }
     }
 }

@@ -6,7 +6,10 @@ pub mod keepalive;
 pub mod url;
 
 pub use connection::{WsStream, next_message, open};
-pub use frames::{FrameError, decode_request, decode_response, encode_request, encode_response};
+pub use frames::{
+    FrameError, decode_request, decode_response, decode_server_message, decode_worker_message, encode_request,
+    encode_response, encode_server_message, encode_worker_message,
+};
 pub use keepalive::{Keepalive, KeepaliveAction};
 pub use url::{JoinParams, PROTOCOL_VERSION, endpoint, rtc_url, validate_url};
 

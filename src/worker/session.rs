@@ -1,0 +1,58 @@
+//! What an agent does in a call. The worker hands each job a [`JobContext`] and runs the
+//! profile's [`AgentSession`]; until the voice pipeline lands, that is [`LoopbackSession`],
+//! which republishes what it hears so the whole path is real.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use livekit_protocol as pb;
+use tokio::sync::{mpsc, watch};
+
+use crate::livekit::loopback;
+use crate::livekit::room::{Room, RoomEvent};
+use crate::profiles::AgentProfile;
+
+/// The language and voice of this call: the caller's choice where valid, else the profile's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallChoice {
+    pub language: String,
+    pub voice: String,
+}
+
+/// Everything a session needs for one call.
+pub struct JobContext {
+    pub job: pb::Job,
+    pub room: Room,
+    pub events: mpsc::UnboundedReceiver<RoomEvent>,
+    pub profile: Arc<AgentProfile>,
+    pub choice: CallChoice,
+    /// Becomes true when the call must end: the caller left, the job was terminated, or the
+    /// worker's drain ran out.
+    pub stop: watch::Receiver<bool>,
+}
+
+pub trait AgentSession: Send + Sync + 'static {
+    /// Runs the call to its end; an error marks the job FAILED with that message.
+    fn run(&self, context: JobContext) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// Sends back every audio track and data message, and says it is listening.
+#[derive(Debug, Default)]
+pub struct LoopbackSession;
+
+impl AgentSession for LoopbackSession {
+    fn run(&self, context: JobContext) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async move {
+            let JobContext { room, events, mut stop, .. } = context;
+            let listening = HashMap::from([("lk.agent.state".to_owned(), "listening".to_owned())]);
+            if let Err(e) = room.set_attributes(listening).await {
+                tracing::warn!("cannot publish the agent state: {e}");
+            }
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            loopback::run(room, events, stopped).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+}
