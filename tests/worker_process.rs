@@ -1,0 +1,134 @@
+//! `agent-worker start` as a process: health answers once registered; on SIGTERM it refuses new
+//! calls, lets the running one finish and exits 0; a second signal exits at once.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use livekit_protocol as pb;
+use serde_json::Value;
+use support::livekit::{LOOPBACK, dev_server};
+use tokio::process::{Child, Command};
+use voice_agent::devserver::DevServer;
+use voice_agent::livekit::room::{self, ConnectOptions, ParticipantKind, Room, RoomEvent};
+
+const LIMIT: Duration = Duration::from_secs(15);
+
+struct WorkerProcess {
+    child: Child,
+    health: String,
+}
+
+async fn start_worker(server: &DevServer) -> WorkerProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let child = Command::new(env!("CARGO_BIN_EXE_agent-worker"))
+        .arg("start")
+        .env("LIVEKIT_URL", server.url())
+        .env("LIVEKIT_API_KEY", "devkey")
+        .env("LIVEKIT_API_SECRET", "secret")
+        .env("HEALTH_HOST", "127.0.0.1")
+        .env("HEALTH_PORT", port.to_string())
+        .env("PROFILES_DIR", support::repo_path("profiles"))
+        .env("DRAIN_TIMEOUT_SECS", "30")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent-worker runs");
+    let worker = WorkerProcess { child, health: format!("http://127.0.0.1:{port}") };
+    let started = Instant::now();
+    while worker.status().await != Some(200) {
+        assert!(started.elapsed() < LIMIT, "the worker registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker
+}
+
+impl WorkerProcess {
+    async fn status(&self) -> Option<u16> {
+        reqwest::get(&self.health).await.ok().map(|r| r.status().as_u16())
+    }
+
+    async fn describe(&self) -> Value {
+        reqwest::get(format!("{}/worker", self.health)).await.expect("health reachable").json().await.expect("JSON")
+    }
+
+    fn signal(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+    }
+
+    async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("the worker exited in time")
+            .expect("wait works")
+            .code()
+    }
+}
+
+async fn caller(server: &DevServer, room_name: &str) -> (Room, tokio::sync::mpsc::UnboundedReceiver<RoomEvent>) {
+    let grants = VideoGrants { room_join: true, room: room_name.into(), ..VideoGrants::default() };
+    let config = pb::RoomConfiguration { departure_timeout: 1, ..Default::default() };
+    let token = AccessToken::with_api_key("devkey", "secret")
+        .with_identity("caller")
+        .with_grants(grants)
+        .with_room_config(config)
+        .to_jwt()
+        .expect("signs");
+    let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
+    room::connect(&server.url(), &token, options).await.expect("the caller joins")
+}
+
+async fn agent_joins(events: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEvent>, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            match events.recv().await {
+                Some(RoomEvent::ParticipantConnected(p)) if p.kind == ParticipantKind::Agent => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
+    let server = dev_server().await;
+    let mut worker = start_worker(&server).await;
+    let (first, mut first_events) = caller(&server, "before-drain").await;
+    assert!(agent_joins(&mut first_events, LIMIT).await);
+
+    worker.signal();
+    let started = Instant::now();
+    while worker.describe().await["status"] != "draining" {
+        assert!(started.elapsed() < LIMIT, "the worker says it is draining");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_second, mut second_events) = caller(&server, "during-drain").await;
+    assert!(!agent_joins(&mut second_events, Duration::from_secs(3)).await, "a draining worker takes no new call");
+    let described = worker.describe().await;
+    assert_eq!(described["jobCount"], 1, "the running call goes on: {described}");
+    assert!(!first_events.is_closed());
+
+    first.disconnect().await;
+    assert_eq!(worker.exit_code(LIMIT).await, Some(0), "exits 0 once the call ended");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_exits_at_once() {
+    let server = dev_server().await;
+    let mut worker = start_worker(&server).await;
+    let (_caller, mut events) = caller(&server, "impatient").await;
+    assert!(agent_joins(&mut events, LIMIT).await);
+    worker.signal();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.signal();
+    let code = worker.exit_code(Duration::from_secs(3)).await;
+    assert_eq!(code, Some(1), "exits without waiting for the call");
+}
