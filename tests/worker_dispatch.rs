@@ -156,7 +156,7 @@ async fn a_silent_worker_is_skipped_and_the_next_gets_a_proper_agent_token() {
     let mut willing = FakeWorker::register(&server.url(), "", 1.0).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let metadata = json!({"agentId": "default"}).to_string();
-    let (_caller, _events) = join_with(&server.url(), &caller_token("silent", "caller", None, &metadata)).await;
+    let (caller, _events) = join_with(&server.url(), &caller_token("silent", "caller", None, &metadata)).await;
 
     let server_message::Message::Availability(ignored) = silent.next().await else {
         panic!("the silent worker is asked first")
@@ -183,6 +183,12 @@ async fn a_silent_worker_is_skipped_and_the_next_gets_a_proper_agent_token() {
     assert_eq!(claims.attributes.get("lk.agent_name").map(String::as_str), Some(""));
     assert!(claims.exp.saturating_sub(claims.nbf) >= 3590, "an hour");
     assert!(silent.maybe_next(Duration::from_millis(300)).await.is_none(), "the silent worker gets nothing more");
+
+    caller.disconnect().await;
+    let server_message::Message::Termination(termination) = willing.next().await else {
+        panic!("the job is terminated")
+    };
+    assert_eq!(termination.job_id, job.id, "when the room closes, a departure timeout after the caller left");
 }
 
 #[tokio::test(flavor = "multi_thread")]
