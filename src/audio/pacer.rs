@@ -38,13 +38,38 @@ pub struct Pacer {
     rtp_base: u32,
     next_index: u64,
     skipped: u64,
+    /// How far [`Pacer::pull_in`] has moved the schedule ahead of the wall clock.
+    lead: Duration,
 }
 
 impl Pacer {
     /// A schedule whose slot 0 is due at `start` with RTP timestamp `rtp_base`. RTP asks for a
     /// random initial timestamp; pass 0 where that does not matter.
     pub fn new(start: Instant, rtp_base: u32) -> Self {
-        Self { start, rtp_base, next_index: 0, skipped: 0 }
+        Self { start, rtp_base, next_index: 0, skipped: 0, lead: Duration::ZERO }
+    }
+
+    /// Makes the next slot due at `now` instead of up to a frame later, its timestamp unchanged:
+    /// the first words of an answer leave at once instead of waiting for the grid. The schedule
+    /// then runs ahead of the wall clock by that much, which [`Pacer::give_back`] undoes.
+    pub fn pull_in(&mut self, now: Instant) {
+        let early = self.next_deadline().saturating_duration_since(now);
+        if let Some(start) = self.start.checked_sub(early) {
+            self.start = start;
+            self.lead += early;
+        }
+    }
+
+    /// Moves the schedule back to the wall clock by delaying the next slot by what was pulled in;
+    /// call it while silence is sent, where an uneven gap goes unheard. Without it, every pull
+    /// would make the sender's clock gain on the receiver's.
+    pub fn give_back(&mut self) {
+        self.start += std::mem::take(&mut self.lead);
+    }
+
+    /// How far the schedule runs ahead of the wall clock.
+    pub fn lead(&self) -> Duration {
+        self.lead
     }
 
     /// When the next slot is due: `start + index * 20 ms`.
@@ -103,6 +128,29 @@ mod tests {
             assert_eq!(slot.rtp_timestamp, 1_000 + 960 * n as u32);
             assert_eq!(slot.offset, ms(20 * n));
         }
+        assert_eq!(pacer.skipped(), 0);
+    }
+
+    #[test]
+    fn pulling_in_sends_now_with_the_same_timestamps_and_giving_back_restores_the_clock() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start, 0);
+        for _ in 0..5 {
+            pacer.poll(pacer.next_deadline());
+        }
+        let now = start + ms(87);
+        assert_eq!(pacer.next_deadline(), start + ms(100));
+        pacer.pull_in(now);
+        assert_eq!((pacer.next_deadline(), pacer.lead()), (now, ms(13)));
+        let slot = pacer.poll(now).expect("due at once");
+        assert_eq!((slot.index, slot.rtp_timestamp), (5, 5 * 960));
+        assert_eq!(pacer.next_deadline(), start + ms(107), "the following frames keep 20 ms spacing");
+        pacer.pull_in(start + ms(107));
+        assert_eq!(pacer.lead(), ms(13), "nothing to pull when a slot is due");
+        pacer.poll(pacer.next_deadline());
+        pacer.give_back();
+        assert_eq!((pacer.next_deadline(), pacer.lead()), (start + ms(140), Duration::ZERO));
+        assert_eq!(pacer.poll(start + ms(140)).map(|slot| slot.index), Some(7));
         assert_eq!(pacer.skipped(), 0);
     }
 

@@ -40,6 +40,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use livekit_api::access_token::{AccessToken, Claims};
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
@@ -141,6 +142,12 @@ pub async fn serve(
         .route("/agent", get(agent))
         .layer(cors)
         .with_state(server);
+    // Signalling messages are small and latency-bound, as LiveKit's server sends them.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot disable Nagle's algorithm: {e}");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 

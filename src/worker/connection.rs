@@ -37,15 +37,19 @@ pub async fn register(
     let mut request = endpoint.as_str().into_client_request().map_err(|e| e.to_string())?;
     let bearer = format!("Bearer {token}").parse().map_err(|_| "the worker token is not a valid header".to_owned())?;
     request.headers_mut().insert("authorization", bearer);
-    let (ws, _) = match tokio::time::timeout(REGISTER_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
-        Err(_) => return Err(format!("{endpoint} did not answer within {REGISTER_TIMEOUT:?}")),
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().trim().to_owned();
-            return Err(format!("LiveKit refused the worker with HTTP {}: {body}", response.status().as_u16()));
-        }
-        Ok(Err(e)) => return Err(format!("cannot reach {endpoint}: {e}")),
-        Ok(Ok(connected)) => connected,
-    };
+    let (ws, _) =
+        match tokio::time::timeout(REGISTER_TIMEOUT, tokio_tungstenite::connect_async_with_config(request, None, true))
+            .await
+        {
+            Err(_) => return Err(format!("{endpoint} did not answer within {REGISTER_TIMEOUT:?}")),
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                let body =
+                    response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().trim().to_owned();
+                return Err(format!("LiveKit refused the worker with HTTP {}: {body}", response.status().as_u16()));
+            }
+            Ok(Err(e)) => return Err(format!("cannot reach {endpoint}: {e}")),
+            Ok(Ok(connected)) => connected,
+        };
     let mut socket = AgentSocket { ws };
     socket.send(register).await?;
     let answer = tokio::time::timeout(REGISTER_TIMEOUT, socket.next())

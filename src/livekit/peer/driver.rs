@@ -7,11 +7,11 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::candidate::CandidateInit;
 use super::core::{CoreOutput, MediaPacket, OfferRequest, PeerConfig, PeerCore, PeerError, PeerEvent};
@@ -71,6 +71,13 @@ pub enum PeerCommand {
 pub trait AudioSource: Send + std::fmt::Debug {
     /// The frame for this slot; `None` sends nothing in it.
     fn next_packet(&mut self) -> Option<Arc<[u8]>>;
+    /// Called when sending starts. The source notifies `wake` when sound is queued while it is
+    /// silent, so the first frame of an answer leaves at once instead of at the next slot.
+    fn attach(&mut self, wake: Arc<Notify>);
+    /// Whether sound is queued while the last frame sent was silence.
+    fn sound_waiting(&self) -> bool;
+    /// Whether the last frame sent carried sound.
+    fn talking(&self) -> bool;
 }
 
 /// What the driver reports to its owner.
@@ -145,7 +152,16 @@ async fn run(
             let _ = events.send(DriverEvent::Peer(PeerEvent::LocalCandidate(candidate)));
         }
     }
-    let mut driver = Driver { core, events, routes: HashMap::new(), seen: HashSet::new(), audio: Vec::new(), name };
+    let wake = Arc::new(Notify::new());
+    let mut driver = Driver {
+        core,
+        events,
+        routes: HashMap::new(),
+        seen: HashSet::new(),
+        audio: Vec::new(),
+        name,
+        wake: wake.clone(),
+    };
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     loop {
         driver.flush(&sockets);
@@ -165,6 +181,7 @@ async fn run(
                     break;
                 }
             },
+            () = wake.notified() => driver.talk_now(Instant::now()),
             () = tokio::time::sleep_until(deadline) => {
                 let now = Instant::now();
                 driver.pace(now);
@@ -207,6 +224,8 @@ struct Driver {
     seen: HashSet<String>,
     audio: Vec<OutgoingAudio>,
     name: String,
+    /// Notified by local tracks when sound is queued after silence.
+    wake: Arc<Notify>,
 }
 
 /// A local track being sent: its section, schedule and frames.
@@ -222,11 +241,25 @@ impl Driver {
         self.audio.iter().map(|a| a.pacer.next_deadline()).fold(self.core.next_timeout(), Instant::min)
     }
 
+    /// Brings forward the slot of every track whose sound is waiting after silence; the pacing
+    /// timer then sends it.
+    fn talk_now(&mut self, now: Instant) {
+        for audio in &mut self.audio {
+            if audio.source.sound_waiting() {
+                audio.pacer.pull_in(now);
+            }
+        }
+    }
+
     /// Sends the frame of every track whose slot is due.
     fn pace(&mut self, now: Instant) {
         for audio in &mut self.audio {
             let Some(slot) = audio.pacer.poll(now) else { continue };
-            let Some(packet) = audio.source.next_packet() else { continue };
+            let packet = audio.source.next_packet();
+            if !audio.source.talking() && audio.pacer.lead() > Duration::ZERO {
+                audio.pacer.give_back();
+            }
+            let Some(packet) = packet else { continue };
             let rtp_time = audio.rtp_base + slot.index * ROOM_FRAME_SAMPLES as u64;
             if let Err(e) = self.core.write_audio(&audio.mid, rtp_time, now, packet, now) {
                 tracing::trace!(peer = %self.name, "audio not sent: {e}");
@@ -268,8 +301,9 @@ impl Driver {
                     tracing::trace!(peer = %self.name, "audio not sent: {e}");
                 }
             }
-            PeerCommand::SendAudio { mid, source } => {
+            PeerCommand::SendAudio { mid, mut source } => {
                 self.audio.retain(|a| a.mid != mid);
+                source.attach(self.wake.clone());
                 let rtp_base = u64::from(rand::random::<u32>());
                 self.audio.push(OutgoingAudio { mid, pacer: Pacer::new(now, 0), rtp_base, source });
             }

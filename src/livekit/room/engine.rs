@@ -23,6 +23,9 @@ const TRACK_QUEUE: usize = 50;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// ICE that stays disconnected this long will not recover on its own.
 const ICE_GRACE: Duration = Duration::from_secs(10);
+/// A server that sends us away closes our peer connections right after its leave request, and
+/// the closure can be noticed first; the leave decides whether we rejoin, so it gets this long.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -113,6 +116,7 @@ struct PeerState {
     queued_local: Vec<String>,
     mid: Option<String>,
     disconnected_since: Option<Instant>,
+    closed_at: Option<Instant>,
 }
 
 struct Pending<T> {
@@ -215,9 +219,10 @@ impl Engine {
     pub fn next_deadline(&self) -> Instant {
         let requests = self.pending_requests.values().map(|p| p.deadline);
         let publishes = self.pending_publishes.values().map(|(_, p)| p.deadline);
-        let ice =
-            [&self.publisher, &self.subscriber].into_iter().filter_map(|s| s.disconnected_since.map(|t| t + ICE_GRACE));
-        requests.chain(publishes).chain(ice).fold(self.keepalive.deadline(), Instant::min)
+        let peers = [&self.publisher, &self.subscriber];
+        let ice = peers.into_iter().filter_map(|s| s.disconnected_since.map(|t| t + ICE_GRACE));
+        let closed = peers.into_iter().filter_map(|s| s.closed_at.map(|t| t + CLOSE_GRACE));
+        requests.chain(publishes).chain(ice).chain(closed).fold(self.keepalive.deadline(), Instant::min)
     }
 
     pub fn handle_tick(&mut self, now: Instant, wallclock_ms: i64) {
@@ -247,7 +252,11 @@ impl Engine {
         for event in self.assembler.expire(self.clock_ms(now)) {
             self.emit(RoomEvent::Text(event));
         }
-        for state in [&self.publisher, &self.subscriber] {
+        for (target, state) in [(Target::Publisher, &self.publisher), (Target::Subscriber, &self.subscriber)] {
+            if state.closed_at.is_some_and(|at| now >= at + CLOSE_GRACE) {
+                self.actions.push(Action::Reconnect(format!("the server closed the {target:?} peer connection")));
+                return;
+            }
             if state.disconnected_since.is_some_and(|since| now >= since + ICE_GRACE) {
                 self.actions.push(Action::Reconnect("the media connection was lost".into()));
                 return;
@@ -393,7 +402,8 @@ impl Engine {
                 self.actions.push(Action::Reconnect(format!("the {target:?} peer connection failed: {why}")))
             }
             PeerEvent::Closed => {
-                self.actions.push(Action::Reconnect(format!("the server closed the {target:?} peer connection")))
+                let peer = self.peer_state(target);
+                peer.closed_at = peer.closed_at.or(Some(now));
             }
             PeerEvent::Connected | PeerEvent::ChannelOpen(_) | PeerEvent::ChannelClosed(_) | PeerEvent::Media(_) => {}
         }

@@ -253,6 +253,33 @@ fn leave_requests_close_or_reconnect() {
     }
 }
 
+/// The server's leave and its closing of our peers race; the leave must win, or a participant the
+/// server sent away would rejoin.
+#[test]
+fn a_closed_peer_waits_briefly_for_the_servers_leave_before_rejoining() {
+    let (mut engine, now) = engine(Vec::new());
+    engine.take_actions();
+    engine.handle_peer(Target::Publisher, DriverEvent::Peer(PeerEvent::Closed), now);
+    assert!(engine.take_actions().is_empty(), "no rejoin before the leave could arrive");
+    assert_eq!(engine.next_deadline(), now + CLOSE_GRACE);
+    let leave = pb::LeaveRequest {
+        action: pb::leave_request::Action::Disconnect as i32,
+        reason: pb::DisconnectReason::ServerShutdown as i32,
+        ..Default::default()
+    };
+    engine.handle_signal(signal_response::Message::Leave(leave), now + Duration::from_millis(100));
+    assert!(matches!(&engine.take_actions()[..], [Action::Close(r)] if r == "SERVER_SHUTDOWN"));
+
+    let (mut engine, now) = self::engine(Vec::new());
+    engine.take_actions();
+    engine.handle_peer(Target::Subscriber, DriverEvent::Peer(PeerEvent::Closed), now);
+    engine.handle_tick(now + CLOSE_GRACE, 0);
+    assert!(
+        matches!(&engine.take_actions()[..], [Action::Reconnect(r)] if r.contains("Subscriber")),
+        "without a leave, a closed peer means rejoin"
+    );
+}
+
 #[test]
 fn pings_on_schedule_and_a_silent_server_means_rejoin() {
     let (mut engine, now) = engine(Vec::new());

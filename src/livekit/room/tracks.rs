@@ -3,9 +3,9 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::audio::{
     AudioError, AudioFrame, Framer, OpusDecoder, OpusEncoder, ROOM_FRAME_SAMPLES, ROOM_SAMPLE_RATE, Resampler,
@@ -15,6 +15,8 @@ use crate::livekit::peer::{AudioSource, MediaPacket};
 /// Gaps up to this long are filled by Opus concealment (lost packets); longer ones are the
 /// sender pausing (DTX, mute), filled with silence so time keeps flowing for whoever listens.
 const CONCEAL_LIMIT: u64 = 12 * ROOM_FRAME_SAMPLES as u64;
+/// Silence frames encoded after sound before a silence packet is replayed regardless.
+const SETTLE_FRAMES: u32 = 25;
 /// Beyond this the sender restarted its clock; nothing is filled.
 const SILENCE_LIMIT: u64 = 10 * ROOM_SAMPLE_RATE as u64;
 /// libopus conceals at most 120 ms per call.
@@ -136,6 +138,26 @@ struct Outgoing {
     framer: Framer,
     /// Samples of real (pushed) audio sent so far.
     played: u64,
+    /// Holding queued audio back (silence goes out meanwhile) until resumed.
+    paused: bool,
+    /// When the first frame after a silence went out: the moment the caller starts hearing us.
+    talk_started: Option<Instant>,
+    talking: bool,
+    /// The sending peer's wake-up, for sound queued after silence.
+    wake: Option<Arc<Notify>>,
+}
+
+impl Outgoing {
+    /// Has the peer send queued sound now if it would otherwise wait for the next slot.
+    fn wake_if_waiting(&self) {
+        if !self.talking
+            && !self.paused
+            && self.framer.queued_samples() >= ROOM_FRAME_SAMPLES
+            && let Some(wake) = &self.wake
+        {
+            wake.notify_one();
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -187,6 +209,7 @@ impl LocalAudioTrack {
             resampler.process(&frame.samples)
         };
         outgoing.framer.push(&samples);
+        outgoing.wake_if_waiting();
         Ok(())
     }
 
@@ -197,6 +220,7 @@ impl LocalAudioTrack {
         let tail = outgoing.resampler.as_mut().map(|(_, resampler)| resampler.flush()).unwrap_or_default();
         outgoing.framer.push(&tail);
         outgoing.framer.finish();
+        outgoing.wake_if_waiting();
     }
 
     /// Drops everything not yet sent; returns how much audio that was.
@@ -219,6 +243,21 @@ impl LocalAudioTrack {
     pub fn played(&self) -> Duration {
         samples_duration(lock(&self.outgoing).played)
     }
+
+    /// Holds queued audio back, sending silence, until [`resume`](Self::resume): for speech
+    /// that may or may not turn into an interruption.
+    pub fn pause(&self) {
+        lock(&self.outgoing).paused = true;
+    }
+
+    pub fn resume(&self) {
+        lock(&self.outgoing).paused = false;
+    }
+
+    /// When the latest stretch of audio after silence began to be sent.
+    pub fn talk_started(&self) -> Option<Instant> {
+        lock(&self.outgoing).talk_started
+    }
 }
 
 fn samples_duration(samples: u64) -> Duration {
@@ -234,6 +273,8 @@ pub(crate) struct TrackEncoder {
     outgoing: SharedOutgoing,
     encoder: OpusEncoder,
     silence: Option<Arc<[u8]>>,
+    /// The last silence packet encoded, and how many have been since the sound stopped.
+    settling: Option<(Arc<[u8]>, u32)>,
 }
 
 impl std::fmt::Debug for TrackEncoder {
@@ -244,23 +285,73 @@ impl std::fmt::Debug for TrackEncoder {
 
 impl TrackEncoder {
     pub fn new(outgoing: SharedOutgoing) -> Result<Self, AudioError> {
-        Ok(Self { outgoing, encoder: OpusEncoder::new()?, silence: None })
+        Ok(Self { outgoing, encoder: OpusEncoder::new()?, silence: None, settling: None })
+    }
+}
+
+impl TrackEncoder {
+    /// Encodes one frame of silence, and caches it once it is pure silence. Opus (CELT) codes
+    /// each frame's energy relative to the previous one, so the first silent frames after sound
+    /// still carry its decay: replayed, such a packet would make receivers hear a constant buzz.
+    /// Once the encoder's output stops changing, the packet decodes to silence after any state.
+    fn settle(&mut self) -> Arc<[u8]> {
+        let packet: Arc<[u8]> = match self.encoder.encode(&[0; ROOM_FRAME_SAMPLES]) {
+            Ok(packet) => packet.into(),
+            Err(e) => {
+                tracing::warn!("silence not encoded: {e}");
+                // The well-known 20 ms CELT silence frame, what browsers send for muted audio.
+                return Arc::from([0xf8_u8, 0xff, 0xfe]);
+            }
+        };
+        let count = match &self.settling {
+            Some((previous, count)) if *previous == packet => {
+                self.silence = Some(packet.clone());
+                *count
+            }
+            Some((_, count)) => count + 1,
+            None => 1,
+        };
+        if count >= SETTLE_FRAMES {
+            self.silence = Some(packet.clone());
+        }
+        self.settling = Some((packet.clone(), count));
+        packet
     }
 }
 
 impl AudioSource for TrackEncoder {
+    fn attach(&mut self, wake: Arc<Notify>) {
+        lock(&self.outgoing).wake = Some(wake);
+    }
+
+    fn sound_waiting(&self) -> bool {
+        let outgoing = lock(&self.outgoing);
+        !outgoing.talking && !outgoing.paused && outgoing.framer.queued_samples() >= ROOM_FRAME_SAMPLES
+    }
+
+    fn talking(&self) -> bool {
+        lock(&self.outgoing).talking
+    }
+
     fn next_packet(&mut self) -> Option<Arc<[u8]>> {
         let frame = {
             let mut outgoing = lock(&self.outgoing);
-            let frame = outgoing.framer.next_frame();
+            let frame = if outgoing.paused { None } else { outgoing.framer.next_frame() };
             if frame.is_some() {
                 outgoing.played += ROOM_FRAME_SAMPLES as u64;
+                if !outgoing.talking {
+                    outgoing.talking = true;
+                    outgoing.talk_started = Some(Instant::now());
+                }
+            } else {
+                outgoing.talking = false;
             }
             frame
         };
         match frame {
             Some(samples) => {
                 self.silence = None;
+                self.settling = None;
                 match self.encoder.encode(&samples) {
                     Ok(packet) => Some(packet.into()),
                     Err(e) => {
@@ -271,11 +362,45 @@ impl AudioSource for TrackEncoder {
             }
             None => match &self.silence {
                 Some(packet) => Some(packet.clone()),
-                None => {
-                    let packet: Arc<[u8]> = self.encoder.encode(&[0; ROOM_FRAME_SAMPLES]).ok()?.into();
-                    Some(self.silence.insert(packet).clone())
-                }
+                None => Some(self.settle()),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(samples: usize) -> Vec<i16> {
+        (0..samples).map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 8_000.0) as i16).collect()
+    }
+
+    /// Decodes `frames` packets from the encoder; the loudest sample of each.
+    fn peaks(encoder: &mut TrackEncoder, decoder: &mut OpusDecoder, frames: usize) -> Vec<u16> {
+        (0..frames)
+            .map(|_| {
+                let packet = encoder.next_packet().expect("a packet every frame");
+                let pcm = decoder.decode(&packet).expect("decodes");
+                pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn silence_after_speech_is_heard_as_silence() {
+        let outgoing = SharedOutgoing::default();
+        let (_sid, sid_rx) = watch::channel(None);
+        let track = LocalAudioTrack::new(outgoing.clone(), sid_rx);
+        let mut encoder = TrackEncoder::new(outgoing).expect("encoder");
+        let mut decoder = OpusDecoder::new().expect("decoder");
+        for _ in 0..3 {
+            track.push(&AudioFrame { samples: tone(48_000), sample_rate: ROOM_SAMPLE_RATE }).expect("queued");
+            let talking = peaks(&mut encoder, &mut decoder, 50);
+            assert!(talking.iter().all(|&peak| peak > 4_000), "the tone plays: {talking:?}");
+            let quiet = peaks(&mut encoder, &mut decoder, 100);
+            assert!(quiet[10..].iter().all(|&peak| peak < 30), "silence after the tone is silent: {quiet:?}");
+        }
+        assert_eq!(track.played(), Duration::from_secs(3));
     }
 }

@@ -31,7 +31,8 @@ pub async fn open(url: &Url, token: &str) -> Result<(WsStream, signal_response::
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| ConnectError::InvalidToken("it contains characters not allowed in an HTTP header".into()))?;
     request.headers_mut().insert("authorization", bearer);
-    let connecting = tokio_tungstenite::connect_async(request);
+    // Signalling messages are small and latency-bound: no Nagle delay.
+    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
     let (mut ws, _) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => {
             return Err(ConnectError::Unreachable(format!("{} did not answer within {CONNECT_TIMEOUT:?}", host(url))));
