@@ -1,0 +1,287 @@
+//! What can go wrong when calling a provider, classified by what the caller should do about it.
+//!
+//! Providers disagree on how they say things (Sarvam answers a bad key with 403 and
+//! `invalid_api_key_error`, OpenAI with 401; a spent balance is a 429 for both, but must not be
+//! retried), so every client turns answers into one of these variants here, and retry decisions
+//! and messages for operators are made once, on the variant.
+
+use std::time::Duration;
+
+use crate::config::Secret;
+
+/// Longest provider message kept in an error: enough for any JSON error message, short enough
+/// that an HTML error page from a proxy does not flood the logs.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{provider} did not answer within {after:?}")]
+    Timeout { provider: &'static str, after: Duration },
+    #[error("{provider} is rate limiting us{}: {message}", retry_hint(retry_after))]
+    RateLimited { provider: &'static str, retry_after: Option<Duration>, message: String },
+    #[error("the {provider} account has run out of credits or quota (top it up; retrying will not help): {message}")]
+    QuotaExhausted { provider: &'static str, message: String },
+    #[error("{provider} refused the API key (check {}): {message}", key_setting(provider))]
+    Auth { provider: &'static str, message: String },
+    #[error("{provider} rejected the request (HTTP {status}): {message}")]
+    Rejected { provider: &'static str, status: u16, message: String },
+    #[error("{provider} failed on its side (HTTP {status}): {message}")]
+    Server { provider: &'static str, status: u16, message: String },
+    #[error("cannot reach {provider}: {message}")]
+    Network { provider: &'static str, message: String },
+    #[error("unexpected answer from {provider}: {message}")]
+    Protocol { provider: &'static str, message: String },
+}
+
+impl ProviderError {
+    /// Whether the same request may succeed if sent again later. Quota, key and request problems
+    /// need a person to act, and a malformed answer will most likely come back the same way.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::RateLimited { .. } | Self::Server { .. } | Self::Network { .. })
+    }
+
+    /// Classifies a non-success HTTP answer (or a refused WebSocket handshake) from its status
+    /// and its JSON error body, `{"error":{"message","code"|"type"}}` for every provider we use.
+    pub(crate) fn from_status(
+        provider: &'static str,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &str,
+        key: &Secret,
+    ) -> Self {
+        let (code, message) = parse_error_body(body);
+        let message = clean(&message, key);
+        classify(provider, status, &code, message, retry_after)
+    }
+
+    /// Classifies an error message sent inside a WebSocket, whose `code` is either a Sarvam code
+    /// name (`rate_limit_exceeded_error`) or an HTTP-like status number.
+    pub(crate) fn from_error_code(
+        provider: &'static str,
+        code: &serde_json::Value,
+        message: &str,
+        key: &Secret,
+    ) -> Self {
+        let message = clean(message, key);
+        let (status, code) = match code {
+            serde_json::Value::Number(n) => {
+                (n.as_u64().and_then(|n| u16::try_from(n).ok()).unwrap_or(0), String::new())
+            }
+            serde_json::Value::String(name) => (status_of_code(name), name.clone()),
+            _ => (0, String::new()),
+        };
+        if status == 0 {
+            let shown = if code.is_empty() { message } else { format!("{message} ({code})") };
+            return Self::Protocol { provider, message: shown };
+        }
+        classify(provider, status, &code, message, None)
+    }
+
+    /// A transport failure of reqwest (answers are parsed by the clients, so this is never about
+    /// content); its URL is stripped so query strings never reach logs.
+    pub(crate) fn from_reqwest(provider: &'static str, error: reqwest::Error, timeout: Duration) -> Self {
+        if error.is_timeout() {
+            return Self::Timeout { provider, after: timeout };
+        }
+        Self::Network { provider, message: chain(&error.without_url()) }
+    }
+}
+
+fn classify(
+    provider: &'static str,
+    status: u16,
+    code: &str,
+    message: String,
+    retry_after: Option<Duration>,
+) -> ProviderError {
+    match status {
+        401 | 403 => ProviderError::Auth { provider, message },
+        _ if code.contains("insufficient_quota") => ProviderError::QuotaExhausted { provider, message },
+        429 => ProviderError::RateLimited { provider, retry_after, message },
+        // Sarvam's "Service Overloaded" carries its rate-limit code: a request to back off.
+        503 if code.contains("rate_limit") => ProviderError::RateLimited { provider, retry_after, message },
+        498 | 500..=599 => ProviderError::Server { provider, status, message },
+        400..=499 => ProviderError::Rejected { provider, status, message },
+        _ => ProviderError::Protocol { provider, message: format!("HTTP {status}: {message}") },
+    }
+}
+
+/// The HTTP status Sarvam documents for each of its error codes, so WebSocket errors (which
+/// carry only the code) are classified exactly like REST ones.
+fn status_of_code(code: &str) -> u16 {
+    match code {
+        "invalid_api_key_error" => 403,
+        "invalid_request_error" => 400,
+        "not_found_error" => 404,
+        "unprocessable_entity_error" => 422,
+        "insufficient_quota_error" | "rate_limit_exceeded_error" => 429,
+        "internal_server_error" => 500,
+        _ if code.contains("rate_limit") => 429,
+        _ if code.contains("unavailable") || code.contains("timeout") || code.contains("overload") => 503,
+        _ => 0,
+    }
+}
+
+/// The error's code (or type) and message from a provider's error body, or the raw body text
+/// when it is not the JSON shape providers document (a proxy's HTML page, plain text).
+fn parse_error_body(body: &str) -> (String, String) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return (String::new(), body.trim().to_owned());
+    };
+    let error = value.get("error").unwrap_or(&value);
+    let text = |key: &str| error.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    let code = [text("code"), text("type")].join(" ");
+    let message = match text("message") {
+        message if message.is_empty() => body.trim().to_owned(),
+        message => message,
+    };
+    (code, message)
+}
+
+/// Removes the key if a provider echoes it and shortens the message to a log-friendly size.
+fn clean(message: &str, key: &Secret) -> String {
+    let message =
+        if key.expose().is_empty() { message.to_owned() } else { message.replace(key.expose(), "<redacted>") };
+    let message = message.trim();
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None if message.is_empty() => "no details given".to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// An error and its causes on one line: reqwest's own message ("error sending request") says
+/// nothing without the underlying "connection refused".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn retry_hint(retry_after: &Option<Duration>) -> String {
+    retry_after.map(|after| format!(" (it asks to retry after {after:?})")).unwrap_or_default()
+}
+
+/// The setting an operator fixes when a provider refuses the key.
+fn key_setting(provider: &str) -> &'static str {
+    match provider {
+        "sarvam" => "SARVAM_API_KEY",
+        "groq" => "GROQ_API_KEY",
+        "openai" => "OPENAI_API_KEY",
+        _ => "the provider's API key setting",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Secret {
+        Secret::new("sk-test-abcdef123456")
+    }
+
+    #[test]
+    fn sarvam_bodies_are_classified_by_status_and_code() {
+        let body = |code: &str| format!(r#"{{"error":{{"message":"m","code":"{code}"}}}}"#);
+        let err = ProviderError::from_status("sarvam", 403, None, &body("invalid_api_key_error"), &key());
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+        let err = ProviderError::from_status("sarvam", 429, None, &body("insufficient_quota_error"), &key());
+        assert!(matches!(err, ProviderError::QuotaExhausted { .. }), "{err:?}");
+        let after = Some(Duration::from_secs(2));
+        let err = ProviderError::from_status("sarvam", 429, after, &body("rate_limit_exceeded_error"), &key());
+        assert!(matches!(err, ProviderError::RateLimited { retry_after, .. } if retry_after == after), "{err:?}");
+        let err = ProviderError::from_status("sarvam", 503, None, &body("rate_limit_exceeded_error"), &key());
+        assert!(matches!(err, ProviderError::RateLimited { .. }), "{err:?}");
+        let err = ProviderError::from_status("sarvam", 500, None, &body("internal_server_error"), &key());
+        assert!(matches!(err, ProviderError::Server { status: 500, .. }), "{err:?}");
+        let err = ProviderError::from_status("sarvam", 422, None, &body("unprocessable_entity_error"), &key());
+        assert!(matches!(err, ProviderError::Rejected { status: 422, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn openai_and_groq_bodies_are_classified() {
+        let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert!(matches!(
+            ProviderError::from_status("openai", 429, None, quota, &key()),
+            ProviderError::QuotaExhausted { .. }
+        ));
+        let limited = r#"{"error":{"message":"Rate limit reached","type":"tokens","code":"rate_limit_exceeded"}}"#;
+        assert!(matches!(
+            ProviderError::from_status("groq", 429, None, limited, &key()),
+            ProviderError::RateLimited { .. }
+        ));
+        let flex = r#"{"error":{"message":"flex tier capacity exceeded","type":"internal_server_error"}}"#;
+        assert!(matches!(
+            ProviderError::from_status("groq", 498, None, flex, &key()),
+            ProviderError::Server { status: 498, .. }
+        ));
+        assert!(matches!(ProviderError::from_status("openai", 401, None, "{}", &key()), ProviderError::Auth { .. }));
+        assert!(matches!(
+            ProviderError::from_status("openai", 502, None, "<html>", &key()),
+            ProviderError::Server { .. }
+        ));
+    }
+
+    #[test]
+    fn only_transient_failures_are_retryable() {
+        let provider = "sarvam";
+        let message = String::new();
+        assert!(ProviderError::Timeout { provider, after: Duration::from_secs(1) }.retryable());
+        assert!(ProviderError::RateLimited { provider, retry_after: None, message: message.clone() }.retryable());
+        assert!(ProviderError::Server { provider, status: 500, message: message.clone() }.retryable());
+        assert!(ProviderError::Network { provider, message: message.clone() }.retryable());
+        assert!(!ProviderError::QuotaExhausted { provider, message: message.clone() }.retryable());
+        assert!(!ProviderError::Auth { provider, message: message.clone() }.retryable());
+        assert!(!ProviderError::Rejected { provider, status: 400, message: message.clone() }.retryable());
+        assert!(!ProviderError::Protocol { provider, message }.retryable());
+    }
+
+    #[test]
+    fn echoed_keys_never_reach_the_message() {
+        let body = r#"{"error":{"message":"Invalid API key sk-test-abcdef123456","code":"invalid_api_key_error"}}"#;
+        let err = ProviderError::from_status("sarvam", 403, None, body, &key());
+        let shown = err.to_string();
+        assert!(!shown.contains("sk-test-abcdef123456"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("SARVAM_API_KEY"), "{shown}");
+        let err = ProviderError::from_error_code("sarvam", &"boom".into(), "bad key sk-test-abcdef123456", &key());
+        assert!(!err.to_string().contains("sk-test"), "{err}");
+    }
+
+    #[test]
+    fn websocket_codes_map_like_rest_statuses() {
+        let err = ProviderError::from_error_code("sarvam", &"rate_limit_exceeded_error".into(), "slow down", &key());
+        assert!(matches!(err, ProviderError::RateLimited { .. }), "{err:?}");
+        let err = ProviderError::from_error_code("sarvam", &"insufficient_quota_error".into(), "no credits", &key());
+        assert!(matches!(err, ProviderError::QuotaExhausted { .. }), "{err:?}");
+        let err = ProviderError::from_error_code("sarvam", &500.into(), "oops", &key());
+        assert!(matches!(err, ProviderError::Server { status: 500, .. }), "{err:?}");
+        let err = ProviderError::from_error_code("sarvam", &"mystery".into(), "what", &key());
+        assert!(matches!(err, ProviderError::Protocol { ref message, .. } if message == "what (mystery)"), "{err:?}");
+    }
+
+    #[test]
+    fn long_or_empty_messages_are_tidied() {
+        let page = "x".repeat(5_000);
+        let err = ProviderError::from_status("openai", 502, None, &page, &key());
+        assert!(err.to_string().chars().count() < 400, "{err}");
+        let err = ProviderError::from_status("openai", 500, None, "", &key());
+        assert_eq!(err.to_string(), "openai failed on its side (HTTP 500): no details given");
+    }
+
+    #[test]
+    fn messages_read_well() {
+        let err = ProviderError::RateLimited {
+            provider: "groq",
+            retry_after: Some(Duration::from_millis(1500)),
+            message: "Rate limit reached".into(),
+        };
+        assert_eq!(err.to_string(), "groq is rate limiting us (it asks to retry after 1.5s): Rate limit reached");
+        let err = ProviderError::Timeout { provider: "sarvam", after: Duration::from_secs(10) };
+        assert_eq!(err.to_string(), "sarvam did not answer within 10s");
+    }
+}

@@ -1,0 +1,112 @@
+//! Sarvam speech-to-text over REST (providers.md §1a): the utterance is buffered and uploaded
+//! as one WAV file in a multipart `POST /speech-to-text` when it finishes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use reqwest::multipart::{Form, Part};
+use serde::Deserialize;
+
+use super::{PROVIDER, SAMPLE_RATE, SpeechToText, SttConfig, Tail, Transcript, Utterance};
+use crate::providers::ProviderError;
+use crate::providers::http::{body, endpoint, key_header};
+use crate::providers::tts::wav;
+
+pub(super) struct SarvamRest {
+    client: Arc<Client>,
+}
+
+struct Client {
+    config: SttConfig,
+    http: reqwest::Client,
+}
+
+struct RestUtterance {
+    client: Arc<Client>,
+    language: String,
+    audio: Tail,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    transcript: String,
+    #[serde(default)]
+    language_code: Option<String>,
+}
+
+impl SarvamRest {
+    pub(super) fn new(config: SttConfig, http: reqwest::Client) -> Self {
+        Self { client: Arc::new(Client { config, http }) }
+    }
+}
+
+impl SpeechToText for SarvamRest {
+    fn start(&self, language: &str) -> BoxFuture<'_, Result<Box<dyn Utterance>, ProviderError>> {
+        let utterance =
+            RestUtterance { client: self.client.clone(), language: language.to_owned(), audio: Tail::default() };
+        Box::pin(async move { Ok(Box::new(utterance) as Box<dyn Utterance>) })
+    }
+}
+
+impl Utterance for RestUtterance {
+    fn push(&mut self, audio: &[i16]) -> BoxFuture<'_, Result<(), ProviderError>> {
+        self.audio.push(audio);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<Transcript, ProviderError>> {
+        let started = Instant::now();
+        Box::pin(async move {
+            let samples = self.audio.since(0);
+            if samples.is_empty() {
+                return Ok(Transcript { text: String::new(), language: None, latency: started.elapsed() });
+            }
+            let file = wav::encode(samples, SAMPLE_RATE);
+            let answer = self.client.transcribe(&self.language, &file).await?;
+            Ok(Transcript { text: answer.transcript, language: answer.language_code, latency: started.elapsed() })
+        })
+    }
+}
+
+impl Client {
+    async fn transcribe(&self, language: &str, file: &[u8]) -> Result<Answer, ProviderError> {
+        let url = endpoint(PROVIDER, &self.config.base_url, "speech-to-text")?;
+        let (key, timeout) = (&self.config.api_key, self.config.timeout);
+        let key_value = key_header(PROVIDER, key)?;
+        self.config
+            .retry
+            .run(|| async {
+                let sent = self
+                    .http
+                    .post(url.clone())
+                    .header("api-subscription-key", key_value.clone())
+                    .multipart(self.form(language, file))
+                    .timeout(timeout)
+                    .send()
+                    .await;
+                let body = body(PROVIDER, sent, key, timeout).await?;
+                serde_json::from_slice(&body).map_err(|e| ProviderError::Protocol {
+                    provider: PROVIDER,
+                    message: format!("the transcription answer: {e}"),
+                })
+            })
+            .await
+    }
+
+    /// A fresh form per try: a sent form is consumed.
+    fn form(&self, language: &str, file: &[u8]) -> Form {
+        let part = Part::bytes(file.to_vec())
+            .file_name("audio.wav")
+            .mime_str("audio/wav")
+            .expect("audio/wav is a valid MIME type");
+        let form = Form::new()
+            .part("file", part)
+            .text("model", self.config.model.clone())
+            .text("language_code", language.to_owned());
+        match self.config.mode() {
+            Some(mode) => form.text("mode", mode.to_owned()),
+            None => form,
+        }
+    }
+}

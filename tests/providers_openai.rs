@@ -1,0 +1,263 @@
+//! The OpenAI-compatible chat client against mock OpenAI and Groq servers that stream the
+//! documented server-sent events and play faults on demand.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::json;
+use support::mocks::Fault;
+use support::mocks::openai::{Flavour, MockOpenAi, Reply};
+use voice_agent::config::Secret;
+use voice_agent::providers::llm::{
+    self, ChatDelta, ChatMessage, ChatModel, ChatRequest, LlmConfig, ToolCall, ToolSpec, Usage,
+};
+use voice_agent::providers::{ProviderError, RetryPolicy};
+
+const KEY: &str = "sk-test-key-abcdefghijklmnop";
+const TIMEOUT: Duration = Duration::from_millis(400);
+const FLAVOURS: [Flavour; 2] = [Flavour::OpenAi, Flavour::Groq];
+
+fn model(mock: &MockOpenAi, flavour: Flavour, key: &str) -> Arc<dyn ChatModel> {
+    let config = LlmConfig {
+        provider: if flavour == Flavour::Groq { "groq" } else { "openai" },
+        base_url: mock.base_url(),
+        api_key: Secret::new(key),
+        timeout: TIMEOUT,
+        retry: RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(40),
+            max_retry_after: Duration::from_secs(2),
+        },
+    };
+    llm::openai_compatible(config, reqwest::Client::new())
+}
+
+fn request(tools: Vec<ToolSpec>) -> ChatRequest {
+    ChatRequest {
+        model: "llama-3.3-70b-versatile".into(),
+        messages: vec![
+            ChatMessage::system("You are a helpful agent."),
+            ChatMessage::user("नमस्ते! What is the weather?"),
+        ],
+        temperature: 0.7,
+        max_tokens: 256,
+        tools,
+    }
+}
+
+fn weather_tool() -> ToolSpec {
+    ToolSpec {
+        name: "get_weather".into(),
+        description: "The weather in a city".into(),
+        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    }
+}
+
+/// Every item of an answer, errors included.
+async fn answer(
+    model: &dyn ChatModel,
+    request: ChatRequest,
+) -> Result<Vec<Result<ChatDelta, ProviderError>>, ProviderError> {
+    Ok(model.stream(request).await?.collect().await)
+}
+
+fn text_of(items: &[Result<ChatDelta, ProviderError>]) -> String {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Ok(ChatDelta::Text(text)) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn done(items: &[Result<ChatDelta, ProviderError>]) -> Option<(String, Option<Usage>)> {
+    match items.last() {
+        Some(Ok(ChatDelta::Done { finish_reason, usage })) => Some((finish_reason.clone(), usage.clone())),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn text_streams_in_pieces_and_reports_usage() {
+    let text = "नमस्ते! आज पुणे में धूप है, तापमान 31 डिग्री है। Anything else?";
+    for flavour in FLAVOURS {
+        let mock = MockOpenAi::start(flavour, KEY).await;
+        mock.replies([Reply::Text(text.into())]);
+        let items = answer(&*model(&mock, flavour, KEY), request(vec![])).await.expect("an answer");
+        assert!(
+            items.iter().filter(|i| matches!(i, Ok(ChatDelta::Text(_)))).count() > 5,
+            "{flavour:?} streams in pieces"
+        );
+        assert_eq!(text_of(&items), text, "{flavour:?}");
+        let (prompt, completion, total) = mock.records()[0].usage.expect("usage sent");
+        let usage = Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total };
+        assert_eq!(done(&items), Some(("stop".into(), Some(usage))), "{flavour:?}");
+    }
+}
+
+#[tokio::test]
+async fn groq_usage_from_either_place_is_the_same() {
+    let mock = MockOpenAi::start(Flavour::Groq, KEY).await;
+    mock.groq_usage_chunk(true);
+    let items = answer(&*model(&mock, Flavour::Groq, KEY), request(vec![])).await.expect("an answer");
+    let (prompt, completion, total) = mock.records()[0].usage.expect("usage sent");
+    let expected = Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total };
+    assert_eq!(done(&items).and_then(|(_, usage)| usage), Some(expected));
+}
+
+#[tokio::test]
+async fn the_request_carries_everything_asked() {
+    for flavour in FLAVOURS {
+        let mock = MockOpenAi::start(flavour, KEY).await;
+        answer(&*model(&mock, flavour, KEY), request(vec![weather_tool()])).await.expect("an answer");
+        let body = &mock.records()[0].body;
+        assert_eq!(body["model"], "llama-3.3-70b-versatile");
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["max_completion_tokens"], 256);
+        assert!((body["temperature"].as_f64().unwrap_or_default() - 0.7).abs() < 1e-6);
+        assert_eq!(body["messages"][0], json!({"role": "system", "content": "You are a helpful agent."}));
+        assert_eq!(body["messages"][1]["role"], "user");
+        assert_eq!(body["tools"][0]["type"], "function");
+        assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
+        assert_eq!(body["tools"][0]["function"]["parameters"]["required"], json!(["city"]));
+        assert_eq!(body["tool_choice"], "auto");
+    }
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_are_assembled_exactly() {
+    let calls = vec![
+        ("get_weather".to_owned(), r#"{"city":"पुणे","unit":"celsius"}"#.to_owned()),
+        ("book_callback".to_owned(), r#"{"phone":"+919800000000","when":"tomorrow 10:00"}"#.to_owned()),
+    ];
+    for flavour in FLAVOURS {
+        let mock = MockOpenAi::start(flavour, KEY).await;
+        mock.replies([Reply::ToolCalls(calls.clone())]);
+        let items = answer(&*model(&mock, flavour, KEY), request(vec![weather_tool()])).await.expect("an answer");
+        let received: Vec<ToolCall> = items
+            .iter()
+            .filter_map(|item| match item {
+                Ok(ChatDelta::ToolCall(call)) => Some(call.clone()),
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<ToolCall> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, arguments))| ToolCall {
+                id: format!("call_mock_{i}"),
+                name: name.clone(),
+                arguments: arguments.clone(),
+            })
+            .collect();
+        assert_eq!(received, expected, "{flavour:?}");
+        assert_eq!(done(&items).map(|(reason, _)| reason).as_deref(), Some("tool_calls"));
+        assert_eq!(text_of(&items), "");
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_before_the_answer_are_retried() {
+    let faults =
+        [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::Slow(Duration::from_millis(700))];
+    for flavour in FLAVOURS {
+        for fault in faults.clone() {
+            let mock = MockOpenAi::start(flavour, KEY).await;
+            mock.replies([Reply::Text("फिर से कोशिश।".into())]);
+            let times = if matches!(fault, Fault::Slow(_)) { 1 } else { 2 };
+            mock.fault_next(fault.clone(), times);
+            let items = answer(&*model(&mock, flavour, KEY), request(vec![])).await;
+            let items = items.unwrap_or_else(|e| panic!("{flavour:?} after {fault:?}: {e}"));
+            assert_eq!(text_of(&items), "फिर से कोशिश।", "{flavour:?} after {fault:?}");
+            assert_eq!(mock.records().len(), times + 1, "{flavour:?} after {fault:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let after = Duration::from_millis(200);
+    for flavour in FLAVOURS {
+        let mock = MockOpenAi::start(flavour, KEY).await;
+        mock.fault_next(Fault::RateLimited { retry_after: Some(after) }, 1);
+        answer(&*model(&mock, flavour, KEY), request(vec![])).await.expect("an answer after the wait");
+        let records = mock.records();
+        assert_eq!(records.len(), 2);
+        let waited = records[1].at - records[0].at;
+        assert!(waited >= after, "{flavour:?} retried after {waited:?}");
+    }
+}
+
+#[tokio::test]
+async fn final_failures_fail_fast_without_the_key() {
+    for flavour in FLAVOURS {
+        for (fault, key) in
+            [(Fault::QuotaExhausted, KEY), (Fault::AuthFailure, KEY), (Fault::ServerError, "sk-wrong-key-0123456789")]
+        {
+            let mock = MockOpenAi::start(flavour, KEY).await;
+            if key == KEY {
+                mock.fault_next(fault.clone(), 3);
+            }
+            let error = answer(&*model(&mock, flavour, key), request(vec![])).await.expect_err("a final failure");
+            let variant_ok = match fault {
+                Fault::QuotaExhausted => matches!(error, ProviderError::QuotaExhausted { .. }),
+                _ => matches!(error, ProviderError::Auth { .. }),
+            };
+            assert!(variant_ok, "{flavour:?} {fault:?}: {error:?}");
+            assert_eq!(mock.records().len(), 1, "{flavour:?} {fault:?} is not retried");
+            let shown = error.to_string();
+            assert!(!shown.contains(key) && !shown.contains(KEY), "{shown}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_errors_give_up_after_the_last_try() {
+    let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
+    mock.fault_next(Fault::ServerError, 5);
+    let error = answer(&*model(&mock, Flavour::OpenAi, KEY), request(vec![])).await.expect_err("three failures");
+    assert!(matches!(error, ProviderError::Server { status: 500, .. }), "{error:?}");
+    assert_eq!(mock.records().len(), 3);
+}
+
+#[tokio::test]
+async fn failures_mid_answer_end_the_stream_and_are_not_retried() {
+    for flavour in FLAVOURS {
+        for fault in [Fault::ErrorMidStream, Fault::DropConnection] {
+            let mock = MockOpenAi::start(flavour, KEY).await;
+            mock.replies([Reply::Text("यह उत्तर बीच में टूट जाएगा और फिर कभी पूरा नहीं होगा".into())]);
+            mock.fault_next(fault.clone(), 1);
+            let items = answer(&*model(&mock, flavour, KEY), request(vec![])).await.expect("the answer starts");
+            assert!(!text_of(&items).is_empty(), "{flavour:?} {fault:?}: text came first");
+            let error = match items.last() {
+                Some(Err(error)) => error,
+                other => panic!("{flavour:?} {fault:?}: the stream ended with {other:?}"),
+            };
+            match fault {
+                Fault::ErrorMidStream => {
+                    assert!(matches!(error, ProviderError::Protocol { .. }), "{error:?}");
+                    assert!(error.to_string().contains("The server had an error"), "{error}");
+                }
+                _ => assert!(matches!(error, ProviderError::Network { .. }), "{error:?}"),
+            }
+            assert_eq!(items.iter().filter(|i| i.is_err()).count(), 1);
+            assert_eq!(mock.records().len(), 1, "{flavour:?} {fault:?}: never retried after the first byte");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_answer_times_out() {
+    let mock = MockOpenAi::start(Flavour::Groq, KEY).await;
+    mock.replies([Reply::Text("one two three".into())]);
+    mock.token_delay(Duration::from_millis(600));
+    let items = answer(&*model(&mock, Flavour::Groq, KEY), request(vec![])).await.expect("the answer starts");
+    assert!(matches!(items.last(), Some(Err(ProviderError::Timeout { after, .. })) if *after == TIMEOUT), "{items:?}");
+    assert_eq!(mock.records().len(), 1);
+}
