@@ -9,12 +9,15 @@
 //!
 //! Run: `cargo bench --bench room_load` (add `-- 1 10` to choose the counts).
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
+use support::Reaped;
 use voice_agent::audio::AudioFrame;
 use voice_agent::livekit::loopback;
 use voice_agent::livekit::room::{self, ConnectOptions};
@@ -54,17 +57,7 @@ struct Figures {
 }
 
 async fn measure(count: usize) -> Figures {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-    let url = format!("ws://127.0.0.1:{port}");
-    let _server = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_agent-worker"))
-            .args(["dev-server", "--bind", &format!("127.0.0.1:{port}"), "--rtc-ip", "127.0.0.1"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the dev server starts"),
-    );
-    wait_for_port(port).await;
+    let (_server, url) = support::dev_server().await;
 
     let rss_before = rss_kib();
     let mut rooms = Vec::new();
@@ -134,16 +127,6 @@ fn speech() -> AudioFrame {
     AudioFrame { samples: reader.samples::<i16>().map(|s| s.expect("a sample")).collect(), sample_rate }
 }
 
-async fn wait_for_port(port: u16) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the dev server did not start");
-}
-
 /// User plus system CPU time of this process, from /proc.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
@@ -156,14 +139,4 @@ fn rss_kib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a number")
-}
-
-/// A child process killed when the measurement ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -4,11 +4,14 @@
 //!
 //! Run: `cargo bench --bench worker_figures`.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
+use support::{Reaped, free_port};
 use voice_agent::livekit::room::{self, ConnectOptions, ParticipantKind, Room, RoomEvent};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -19,17 +22,7 @@ const IDLE_CALLS: usize = 100;
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {
-        let port = free_port();
-        let url = format!("ws://127.0.0.1:{port}");
-        let _server = Reaped(
-            Command::new(env!("CARGO_BIN_EXE_agent-worker"))
-                .args(["dev-server", "--bind", &format!("127.0.0.1:{port}"), "--rtc-ip", "127.0.0.1"])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("the dev server starts"),
-        );
-        wait_for_port(port).await;
+        let (_server, url) = support::dev_server().await;
 
         let mut starts = Vec::new();
         for _ in 0..STARTS {
@@ -135,28 +128,4 @@ async fn agent_joined(events: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEven
         }
     }
     panic!("the room ended before an agent joined");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-async fn wait_for_port(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the dev server did not start");
-}
-
-/// A child process killed when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -8,12 +8,14 @@
 //! - [`livekit`]: the LiveKit protocol: tokens, signalling, WebRTC peers, rooms, data.
 //! - [`audio`]: Opus coding, resampling and real-time pacing.
 //! - [`worker`]: the agent worker: registration, dispatch, one task per call.
+//! - [`pipeline`]: a call's conversation: turn-taking, STT → LLM → TTS, barge-in, transcripts.
 //! - [`devserver`]: a LiveKit-compatible server for tests and local development.
 
 pub mod audio;
 pub mod config;
 pub mod devserver;
 pub mod livekit;
+pub mod pipeline;
 pub mod profiles;
 pub mod providers;
 pub mod shutdown;

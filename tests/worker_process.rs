@@ -28,6 +28,8 @@ async fn start_worker(server: &DevServer) -> WorkerProcess {
         .env("LIVEKIT_URL", server.url())
         .env("LIVEKIT_API_KEY", "devkey")
         .env("LIVEKIT_API_SECRET", "secret")
+        .env("SARVAM_API_KEY", "unused")
+        .env("GROQ_API_KEY", "unused")
         .env("HEALTH_HOST", "127.0.0.1")
         .env("HEALTH_PORT", port.to_string())
         .env("PROFILES_DIR", support::repo_path("profiles"))

@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use voice_agent::config::{Role, Settings, Sources};
+use voice_agent::config::{LlmProvider, Role, Settings, Sources};
 use voice_agent::devserver::{self, DevServer, DevServerConfig};
 use voice_agent::livekit::room::{self, ConnectOptions};
 use voice_agent::livekit::{loopback, peer, token};
+use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
 use voice_agent::web::{self, AppState};
-use voice_agent::worker::{self as agents, LoopbackSession, Worker, WorkerConfig};
+use voice_agent::worker::{self as agents, AgentSession, LoopbackSession, Worker, WorkerConfig};
 
 #[derive(Parser)]
 #[command(version, about = "A LiveKit voice-AI agent worker.")]
@@ -203,7 +204,30 @@ fn worker(settings: &Settings, profiles: Arc<ProfileStore>, drain_timeout: Durat
         },
         drain_timeout,
     };
-    Worker::new(config, profiles, Arc::new(LoopbackSession))
+    Worker::new(config, profiles, session(settings))
+}
+
+/// The voice agent when its providers' keys are set (always, for `start`: settings require
+/// them); otherwise, in `dev`, an agent that echoes, so the page and the room can still be tried.
+fn session(settings: &Settings) -> Arc<dyn AgentSession> {
+    let providers = &settings.providers;
+    let (llm_key, llm_name) = match settings.defaults.llm_provider {
+        LlmProvider::Groq => (&providers.groq_api_key, "GROQ_API_KEY"),
+        LlmProvider::OpenAi => (&providers.openai_api_key, "OPENAI_API_KEY"),
+    };
+    let missing: Vec<&str> = [(providers.sarvam_api_key.is_none(), "SARVAM_API_KEY"), (llm_key.is_none(), llm_name)]
+        .into_iter()
+        .filter_map(|(missing, name)| missing.then_some(name))
+        .collect();
+    if missing.is_empty() {
+        Arc::new(PipelineSession::new(providers.clone(), reqwest::Client::new()))
+    } else {
+        tracing::warn!(
+            "{} not set: the agent will only echo what it hears; set them in .env to talk with it",
+            missing.join(" and ")
+        );
+        Arc::new(LoopbackSession)
+    }
 }
 
 /// Runs the worker with its health endpoint until it has drained. The first SIGTERM or SIGINT

@@ -241,12 +241,13 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             api_secret: api_secret.unwrap_or_else(|| Secret::new("")),
         },
         agent_name,
+        // A worker in production must be able to talk; `dev` echoes instead when keys are missing.
         providers: ProviderSettings {
-            sarvam_api_key: r.secret("SARVAM_API_KEY", false),
+            sarvam_api_key: r.secret("SARVAM_API_KEY", role == Role::Worker),
             sarvam_base_url: r.base_url("SARVAM_BASE_URL"),
-            groq_api_key: r.secret("GROQ_API_KEY", false),
+            groq_api_key: r.secret("GROQ_API_KEY", role == Role::Worker && llm_provider == LlmProvider::Groq),
             groq_base_url: r.base_url("GROQ_BASE_URL"),
-            openai_api_key: r.secret("OPENAI_API_KEY", false),
+            openai_api_key: r.secret("OPENAI_API_KEY", role == Role::Worker && llm_provider == LlmProvider::OpenAi),
             openai_base_url: r.base_url("OPENAI_BASE_URL"),
         },
         defaults: ProfileDefaults { language, voice, llm_provider, llm_model },

@@ -41,11 +41,17 @@ pub const SETTINGS: &[SettingSpec] = &[
         Some(""),
         "Name the worker registers under; empty means it is dispatched to every new room automatically.",
     ),
-    secret("SARVAM_API_KEY", "Sarvam AI subscription key for speech-to-text and text-to-speech."),
+    secret(
+        "SARVAM_API_KEY",
+        "Sarvam AI subscription key for speech-to-text and text-to-speech; `agent-worker start` requires it (`dev` without it only echoes).",
+    ),
     setting("SARVAM_BASE_URL", Some("https://api.sarvam.ai"), "Sarvam API endpoint (override for a proxy or a mock)."),
-    secret("GROQ_API_KEY", "Groq API key, needed when LLM_PROVIDER=groq."),
+    secret("GROQ_API_KEY", "Groq API key; `agent-worker start` requires it when LLM_PROVIDER=groq."),
     setting("GROQ_BASE_URL", Some("https://api.groq.com/openai/v1"), "Groq OpenAI-compatible endpoint."),
-    secret("OPENAI_API_KEY", "OpenAI API key, needed when LLM_PROVIDER=openai."),
+    secret(
+        "OPENAI_API_KEY",
+        "OpenAI API key; `agent-worker start` requires it when LLM_PROVIDER=openai (or a profile uses openai).",
+    ),
     setting("OPENAI_BASE_URL", Some("https://api.openai.com/v1"), "OpenAI endpoint (or any OpenAI-compatible server)."),
     setting("LLM_PROVIDER", Some("groq"), "Default chat model provider for profiles that name none: groq or openai."),
     setting(

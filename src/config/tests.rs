@@ -199,7 +199,12 @@ fn dev_embeds_livekit_unless_pointed_at_a_real_one_which_needs_real_keys() {
     let error = Settings::load(&sources, Role::Dev).expect_err("a real server needs its keys");
     let names: Vec<_> = error.problems.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]);
-    let worker = Settings::load(&Sources { env: env(LIVEKIT), ..Sources::default() }, Role::Worker).expect("valid");
+    let error = Settings::load(&Sources { env: env(LIVEKIT), ..Sources::default() }, Role::Worker)
+        .expect_err("a worker needs its providers");
+    let names: Vec<_> = error.problems.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["SARVAM_API_KEY", "GROQ_API_KEY"]);
+    let keys = [LIVEKIT, &[("SARVAM_API_KEY", "s"), ("GROQ_API_KEY", "g")]].concat();
+    let worker = Settings::load(&Sources { env: env(&keys), ..Sources::default() }, Role::Worker).expect("valid");
     assert_eq!(
         (worker.worker.max_jobs, worker.worker.load_threshold, worker.worker.health_port),
         (100, Some(0.75), 8081)

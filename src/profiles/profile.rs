@@ -47,11 +47,14 @@ pub struct SttOptions {
     pub model: String,
     /// saaras:v3 only: `transcribe` (default), `translate`, `verbatim`, `translit` or `codemix`.
     pub mode: String,
+    /// Stream audio over a WebSocket while the caller speaks (default; the transcript is ready
+    /// sooner), or upload each utterance over REST when it ends.
+    pub streaming: bool,
 }
 
 impl Default for SttOptions {
     fn default() -> Self {
-        Self { provider: "sarvam".into(), model: "saaras:v3".into(), mode: "transcribe".into() }
+        Self { provider: "sarvam".into(), model: "saaras:v3".into(), mode: "transcribe".into(), streaming: true }
     }
 }
 
@@ -68,6 +71,9 @@ pub struct TtsOptions {
     pub pitch: f32,
     /// bulbul:v2 only, 0.3–3.0; default 1.0.
     pub loudness: f32,
+    /// Receive audio in chunks over a WebSocket as it is made (default; speech starts sooner),
+    /// or whole sentences over REST.
+    pub streaming: bool,
 }
 
 impl Default for TtsOptions {
@@ -78,6 +84,7 @@ impl Default for TtsOptions {
             pace: 1.0,
             pitch: 0.0,
             loudness: 1.0,
+            streaming: true,
         }
     }
 }
@@ -89,11 +96,18 @@ pub struct TurnOptions {
     pub min_silence_ms: u32,
     /// Speech needed to interrupt the agent, so coughs and "hmm" do not; default 500 ms.
     pub min_interrupt_speech_ms: u32,
+    /// Speech a turn needs; shorter sounds (taps, clicks) are ignored. Default 150 ms, short
+    /// enough for a one-word "haan" or "no".
+    pub min_speech_ms: u32,
+    /// How readily the voice detector calls a frame silence, 0 (least) to 3 (most); default 3,
+    /// the only level that keeps background hiss from counting as speech. Lower it for callers
+    /// who speak very softly.
+    pub vad_aggressiveness: u8,
 }
 
 impl Default for TurnOptions {
     fn default() -> Self {
-        Self { min_silence_ms: 500, min_interrupt_speech_ms: 500 }
+        Self { min_silence_ms: 500, min_interrupt_speech_ms: 500, min_speech_ms: 150, vad_aggressiveness: 3 }
     }
 }
 
@@ -276,6 +290,16 @@ impl ProfileDoc {
             "turn.min_interrupt_speech_ms",
             format!("{} is outside 100 to 5000", turn.min_interrupt_speech_ms),
         );
+        check(
+            (20..=2000).contains(&turn.min_speech_ms),
+            "turn.min_speech_ms",
+            format!("{} is outside 20 to 2000", turn.min_speech_ms),
+        );
+        check(
+            turn.vad_aggressiveness <= 3,
+            "turn.vad_aggressiveness",
+            format!("{} is outside 0 to 3", turn.vad_aggressiveness),
+        );
 
         for (index, field) in self.lead_fields.iter().enumerate() {
             let snake = !field.name.is_empty()
@@ -340,7 +364,7 @@ mod tests {
         );
         assert_eq!(profile.stt, SttOptions::default());
         assert_eq!(profile.tts, TtsOptions::default());
-        assert_eq!(profile.turn, TurnOptions { min_silence_ms: 500, min_interrupt_speech_ms: 500 });
+        assert_eq!(profile.turn, TurnOptions::default());
         assert_eq!(profile.apology, DEFAULT_APOLOGY);
         assert!(profile.greeting.is_empty() && profile.lead_fields.is_empty());
     }

@@ -1,9 +1,9 @@
 // The product on one machine (`agent-worker dev`) as a person uses it: open the page, connect
-// with Chromium's fake microphone playing a speech WAV, and check that the dispatched agent
-// joins and says it is listening, and that its audio (the loopback session sends our speech
-// back) is speech, not silence: audio flows both ways.
+// with Chromium's fake microphone playing a speech WAV once, and check the conversation the page
+// shows: the agent's greeting, the person's words, the agent's answer, all final; and that the
+// agent's audio is loud while it speaks and silent while it listens.
 //
-// Usage: node tests/browser/product.mjs --url http://127.0.0.1:WEB_PORT --wav FILE
+// Usage: node tests/browser/product.mjs --url URL --wav FILE --greeting TEXT --user TEXT --answer TEXT
 // Prints one JSON line with the measurements; exits 1 on a failed check.
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,12 +13,16 @@ import { parseArgs } from 'node:util';
 
 import { chromium } from 'playwright-core';
 
-const RUN_LIMIT_MS = 90_000;
-const LISTEN_MS = 5000;
+const RUN_LIMIT_MS = 120_000;
 
-const { values: args } = parseArgs({ options: { url: { type: 'string' }, wav: { type: 'string' } } });
-if (!args.url || !args.wav) {
-  console.error('usage: node tests/browser/product.mjs --url URL --wav FILE');
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' }, wav: { type: 'string' }, greeting: { type: 'string' },
+    user: { type: 'string' }, answer: { type: 'string' },
+  },
+});
+if (!args.url || !args.wav || !args.greeting || !args.user || !args.answer) {
+  console.error('usage: node tests/browser/product.mjs --url URL --wav FILE --greeting TEXT --user TEXT --answer TEXT');
   process.exit(2);
 }
 
@@ -37,7 +41,7 @@ try {
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${args.wav}`, '--autoplay-policy=no-user-gesture-required',
+      `--use-file-for-fake-audio-capture=${args.wav}%noloop`, '--autoplay-policy=no-user-gesture-required',
     ],
   });
   const page = await context.newPage();
@@ -49,49 +53,77 @@ try {
   await page.fill('[data-testid="name-input"]', 'Browser Caller');
   await page.click('[data-testid="connect-button"]');
 
-  await page.waitForFunction(() => window.voiceAgent.state.agentState === 'listening', null, { timeout: 30_000 });
-  const stateText = await page.textContent('[data-testid="agent-state"]');
-
-  const levels = await page.evaluate(async (listenMs) => {
-    const room = window.voiceAgent.room;
-    const agent = [...room.remoteParticipants.values()].find((p) => p.identity.startsWith('agent-'));
-    const deadline = performance.now() + 15000;
+  // Samples the agent's audio level every 50 ms with the state the page shows at that moment.
+  const sampling = await page.evaluate(async () => {
+    const deadline = performance.now() + 30_000;
     let track;
     while (!track && performance.now() < deadline) {
-      track = [...agent.audioTrackPublications.values()].map((p) => p.track).find(Boolean);
-      if (!track) await new Promise((r) => setTimeout(r, 100));
+      const room = window.voiceAgent.room;
+      const agent = room && [...room.remoteParticipants.values()].find((p) => p.identity.startsWith('agent-'));
+      track = agent && [...agent.audioTrackPublications.values()].map((p) => p.track).find(Boolean);
+      if (!track) await new Promise((r) => setTimeout(r, 50));
     }
-    if (!track) return null;
+    if (!track) return false;
     const audio = new AudioContext();
     await audio.resume();
     const analyser = audio.createAnalyser();
     analyser.fftSize = 2048;
     audio.createMediaStreamSource(new MediaStream([track.mediaStreamTrack])).connect(analyser);
     const buffer = new Float32Array(analyser.fftSize);
-    const levels = [];
-    const started = performance.now();
-    while (performance.now() - started < listenMs) {
+    window.levels = [];
+    window.sampler = setInterval(() => {
       analyser.getFloatTimeDomainData(buffer);
       let sum = 0;
       for (const v of buffer) sum += v * v;
       const rms = Math.sqrt(sum / buffer.length);
-      levels.push(rms > 0 ? 20 * Math.log10(rms) : -120);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await audio.close();
-    return levels;
-  }, LISTEN_MS);
+      window.levels.push({ t: performance.now(), db: rms > 0 ? 20 * Math.log10(rms) : -120, state: window.voiceAgent.state.agentState });
+    }, 50);
+    return true;
+  });
+  if (!sampling) throw new Error('the agent published no audio track');
 
-  if (!levels) {
-    failures.push('the agent published no audio track');
-  } else {
-    const loud = levels.filter((db) => db > -45).length / levels.length;
-    const sorted = [...levels].sort((a, b) => a - b);
-    const range = sorted[Math.floor(sorted.length * 0.95)] - sorted[Math.floor(sorted.length * 0.05)];
-    console.log(JSON.stringify({ agentState: stateText, windows: levels.length, loudFraction: loud, dynamicRangeDb: range }));
-    if (loud < 0.3) failures.push(`the agent's audio is mostly silent (${(loud * 100).toFixed(0)}% of windows above -45 dBFS)`);
-    if (range < 15) failures.push(`the agent's audio does not vary like speech (${range.toFixed(1)} dB)`);
+  const finals = (speaker) => `window.voiceAgent.state.transcripts.filter((t) => t.speaker === '${speaker}' && t.final).map((t) => t.text)`;
+  await page.waitForFunction(
+    ([agentFinals, userFinals]) => eval(agentFinals).length >= 2 && eval(userFinals).length >= 1,
+    [finals('Agent'), finals('You')],
+    { timeout: 60_000 },
+  ).catch(() => {});
+  await page.waitForFunction(() => window.voiceAgent.state.agentState === 'listening', null, { timeout: 10_000 });
+  await page.waitForTimeout(1500);
+  const seen = await page.evaluate(() => {
+    clearInterval(window.sampler);
+    const shown = [...document.querySelectorAll('[data-testid="transcript"] li:not([hidden])')].map((li) => ({
+      who: li.classList.contains('from-user') ? 'You' : 'Agent',
+      text: li.querySelector('.text').textContent,
+      interim: li.classList.contains('interim'),
+    }));
+    return { transcripts: window.voiceAgent.state.transcripts, shown, levels: window.levels };
+  });
+
+  const expected = [
+    { who: 'Agent', text: args.greeting, interim: false },
+    { who: 'You', text: args.user, interim: false },
+    { who: 'Agent', text: args.answer, interim: false },
+  ];
+  if (JSON.stringify(seen.shown) !== JSON.stringify(expected)) {
+    failures.push(`the page shows ${JSON.stringify(seen.shown)}, expected ${JSON.stringify(expected)}`);
   }
+
+  // Audio: loud while speaking, silent while listening (ignoring 400 ms around each change of
+  // state, since the state attribute and the audio travel separately).
+  const settled = seen.levels.filter((sample, i) => {
+    const near = seen.levels.filter((other) => Math.abs(other.t - sample.t) < 400);
+    return near.every((other) => other.state === sample.state);
+  });
+  const fraction = (samples, test) => (samples.length ? samples.filter(test).length / samples.length : NaN);
+  const speaking = settled.filter((s) => s.state === 'speaking');
+  const listening = settled.filter((s) => s.state === 'listening');
+  const loudWhileSpeaking = fraction(speaking, (s) => s.db > -45);
+  const quietWhileListening = fraction(listening, (s) => s.db < -60);
+  console.log(JSON.stringify({ shown: seen.shown, speakingWindows: speaking.length, listeningWindows: listening.length, loudWhileSpeaking, quietWhileListening }));
+  if (!(loudWhileSpeaking > 0.8)) failures.push(`the agent is not heard while it speaks (${loudWhileSpeaking})`);
+  if (!(quietWhileListening > 0.95)) failures.push(`the agent is not silent while it listens (${quietWhileListening})`);
+
   await page.click('[data-testid="disconnect-button"]');
   await page.waitForFunction(() => window.voiceAgent.state.connection === 'disconnected', null, { timeout: 10_000 });
   if (failures.length) console.error(logs.join('\n'));

@@ -60,3 +60,10 @@ pub fn rms(samples: &[i16]) -> f64 {
     }
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
 }
+
+/// The part of the speech fixture between `from` and `to` seconds.
+pub fn speech_clip(from: f64, to: f64) -> AudioFrame {
+    let speech = speech();
+    let at = |seconds: f64| ((seconds * f64::from(speech.sample_rate)) as usize).min(speech.samples.len());
+    AudioFrame { samples: speech.samples[at(from)..at(to)].to_vec(), sample_rate: speech.sample_rate }
+}

@@ -2,8 +2,10 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
 
+pub mod agent;
 pub mod audio;
 pub mod livekit;
+pub mod mocks;
 pub mod n8n;
 pub mod worker;
 

@@ -20,9 +20,14 @@ use voice_agent::profiles::ProfileStore;
 use voice_agent::worker::{AgentSession, Limits, Snapshot, Worker, WorkerConfig};
 
 pub fn profiles() -> Arc<ProfileStore> {
-    let env = vec![("PROFILES_DIR".to_owned(), super::repo_path("profiles").display().to_string())];
+    profiles_in(&super::repo_path("profiles"))
+}
+
+/// The profiles of the TOML files in `dir`.
+pub fn profiles_in(dir: &std::path::Path) -> Arc<ProfileStore> {
+    let env = vec![("PROFILES_DIR".to_owned(), dir.display().to_string())];
     let settings = Settings::load(&Sources { env, ..Sources::default() }, Role::DevServer).expect("valid settings");
-    Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new()).expect("the shipped profiles load"))
+    Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new()).expect("the profiles load"))
 }
 
 /// Our worker, running in this process.
@@ -33,6 +38,17 @@ pub struct RunningWorker {
 }
 
 pub fn start(url: &str, agent_name: &str, max_jobs: u32, session: Arc<dyn AgentSession>) -> RunningWorker {
+    start_with_profiles(url, agent_name, max_jobs, session, profiles())
+}
+
+/// Our worker, offering the agents of `profiles`.
+pub fn start_with_profiles(
+    url: &str,
+    agent_name: &str,
+    max_jobs: u32,
+    session: Arc<dyn AgentSession>,
+    profiles: Arc<ProfileStore>,
+) -> RunningWorker {
     let config = WorkerConfig {
         livekit_url: url.to_owned(),
         api_key: "devkey".into(),
@@ -40,7 +56,7 @@ pub fn start(url: &str, agent_name: &str, max_jobs: u32, session: Arc<dyn AgentS
         limits: Limits { agent_name: agent_name.into(), max_jobs, load_threshold: None },
         drain_timeout: Duration::from_secs(30),
     };
-    let worker = Worker::new(config, profiles(), session);
+    let worker = Worker::new(config, profiles, session);
     let snapshot = worker.snapshot();
     let (drain, draining) = oneshot::channel::<()>();
     let task = tokio::spawn(worker.run(async move {

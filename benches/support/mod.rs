@@ -1,0 +1,46 @@
+//! What every benchmark needs around the thing it measures: a dev server of its own, free ports
+//! and child processes that cannot outlive the measurement.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process killed when the measurement ends, however it ends.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `agent-worker dev-server` on a free loopback port and waits until it accepts
+/// connections; returns the process and the URL clients join with.
+pub async fn dev_server() -> (Reaped, String) {
+    let port = free_port();
+    let server = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_agent-worker"))
+            .args(["dev-server", "--bind", &format!("127.0.0.1:{port}"), "--rtc-ip", "127.0.0.1"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the dev server starts"),
+    );
+    wait_for_port(port).await;
+    (server, format!("ws://127.0.0.1:{port}"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+pub async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listens on port {port}");
+}

@@ -1,0 +1,122 @@
+//! The voice agent as a worker session: joins the conversation to the room with the providers
+//! of the call's profile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::conversation::{Conversation, Setup};
+use super::providers::for_profile;
+use super::reply::Mouth;
+use super::speakable::speakable;
+use super::state;
+use super::turn::{TurnConfig, TurnDetector};
+use crate::audio::AudioFrame;
+use crate::config::ProviderSettings;
+use crate::profiles::AgentProfile;
+use crate::providers::tts::{SpeechRequest, TextToSpeech};
+use crate::worker::{AgentSession, JobContext};
+
+/// The name of the agent's audio track in the room.
+const TRACK_NAME: &str = "agent-voice";
+/// The apology is synthesised at the start of the call; after this it is synthesised when needed.
+const APOLOGY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Talks with the caller: listens, transcribes, asks the model, speaks the answer.
+pub struct PipelineSession {
+    providers: ProviderSettings,
+    /// Shared by every call, so connections to providers are reused across calls.
+    http: reqwest::Client,
+}
+
+impl PipelineSession {
+    pub fn new(providers: ProviderSettings, http: reqwest::Client) -> Self {
+        Self { providers, http }
+    }
+}
+
+impl AgentSession for PipelineSession {
+    fn run(&self, context: JobContext) -> BoxFuture<'static, Result<(), String>> {
+        let providers = for_profile(&self.providers, &context.profile, &self.http);
+        Box::pin(async move {
+            let JobContext { room, events, profile, choice, stop, job } = context;
+            let providers = providers?;
+            let (state, publishing) = state::publisher(room.clone());
+            let track =
+                room.publish_audio(TRACK_NAME).await.map_err(|e| format!("cannot publish the agent's audio: {e}"))?;
+            let voice = SpeechRequest {
+                text: String::new(),
+                language: choice.language.clone(),
+                voice: choice.voice,
+                model: profile.tts.model.clone(),
+                pace: profile.tts.pace,
+                pitch: profile.tts.pitch,
+                loudness: profile.tts.loudness,
+            };
+            let (apology_tx, apology_rx) = oneshot::channel();
+            let rehearsal =
+                tokio::spawn(rehearse(providers.tts.clone(), voice.clone(), profile.apology.clone(), apology_tx));
+            let mouth = Mouth { llm: providers.llm, tts: providers.tts, voice, track: Arc::new(track) };
+            let setup = Setup {
+                room,
+                mouth,
+                stt: providers.stt,
+                language: choice.language,
+                model: profile.llm.model.clone(),
+                temperature: profile.llm.temperature,
+                max_tokens: profile.llm.max_tokens,
+                system_prompt: profile.system_prompt.clone(),
+                greeting: profile.greeting.clone(),
+                apology: profile.apology.clone(),
+                turn: TurnDetector::new(turn_config(&profile)),
+                vad_aggressiveness: profile.turn.vad_aggressiveness,
+                state,
+            };
+            let summary = Conversation::new(setup, apology_rx).run(events, stop).await;
+            rehearsal.abort();
+            let _ = publishing.await;
+            tracing::info!(job = %job.id, turns = summary.turns.len(), messages = summary.history.len(), "call ended");
+            Ok(())
+        })
+    }
+}
+
+fn turn_config(profile: &AgentProfile) -> TurnConfig {
+    let ms = |value: u32| Duration::from_millis(u64::from(value));
+    TurnConfig {
+        min_speech: ms(profile.turn.min_speech_ms),
+        min_silence: ms(profile.turn.min_silence_ms),
+        min_interrupt_speech: ms(profile.turn.min_interrupt_speech_ms),
+        ..TurnConfig::default()
+    }
+}
+
+/// Synthesises the apology ahead of need, so it plays even when synthesis fails later.
+async fn rehearse(
+    tts: Arc<dyn TextToSpeech>,
+    voice: SpeechRequest,
+    apology: String,
+    ready: oneshot::Sender<Arc<[AudioFrame]>>,
+) {
+    let synthesis = async {
+        let mut audio = tts.synthesize(voice.saying(speakable(&apology))).await?;
+        let mut frames = Vec::new();
+        while let Some(frame) = audio.next().await {
+            frames.push(frame?);
+        }
+        Ok::<_, crate::providers::ProviderError>(frames)
+    };
+    match tokio::time::timeout(APOLOGY_TIMEOUT, synthesis).await {
+        Ok(Ok(frames)) if !frames.is_empty() => {
+            let _ = ready.send(frames.into());
+        }
+        Ok(Ok(_)) => tracing::warn!("speech synthesis returned no audio for the apology"),
+        Ok(Err(e)) => tracing::warn!("cannot synthesise the apology ahead of time: {e}"),
+        Err(_) => {
+            tracing::warn!("synthesising the apology took over {APOLOGY_TIMEOUT:?}; it will be tried when needed")
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The voice agent under test: our worker running the real pipeline against the provider mocks,
+//! on our dev server, and a caller who talks to it and records what it hears and reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use url::Url;
+use voice_agent::audio::{AudioFrame, ROOM_SAMPLE_RATE};
+use voice_agent::config::{ProviderSettings, Secret};
+use voice_agent::devserver::{DEV_API_KEY, DEV_API_SECRET, DevServer};
+use voice_agent::livekit::data::{ATTR_SEGMENT_ID, ATTR_TRANSCRIPTION_FINAL, TOPIC_TRANSCRIPTION, TextStreamEvent};
+use voice_agent::livekit::room::{self, ConnectOptions, LocalAudioTrack, ParticipantKind, Room, RoomEvent};
+use voice_agent::pipeline::PipelineSession;
+use voice_agent::profiles::ProfileStore;
+
+use super::livekit::{LOOPBACK, dev_server};
+use super::mocks::openai::{Flavour, MockOpenAi};
+use super::mocks::sarvam::MockSarvam;
+use super::worker::{self, RunningWorker};
+
+pub const SARVAM_KEY: &str = "sarvam-test-key";
+pub const GROQ_KEY: &str = "groq-test-key";
+
+/// A dev server, the provider mocks, and our worker with the voice pipeline.
+pub struct Stage {
+    pub server: DevServer,
+    pub sarvam: MockSarvam,
+    pub llm: MockOpenAi,
+    pub worker: RunningWorker,
+}
+
+impl Stage {
+    pub async fn start() -> Self {
+        Self::start_with_profiles(worker::profiles()).await
+    }
+
+    /// A stage whose worker offers the agents of `profiles` (see [`worker::profiles_in`]).
+    pub async fn start_with_profiles(profiles: Arc<ProfileStore>) -> Self {
+        let server = dev_server().await;
+        let sarvam = MockSarvam::start(SARVAM_KEY).await;
+        let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
+        let providers = ProviderSettings {
+            sarvam_api_key: Some(Secret::new(SARVAM_KEY)),
+            sarvam_base_url: sarvam.base_url(),
+            groq_api_key: Some(Secret::new(GROQ_KEY)),
+            groq_base_url: llm.base_url(),
+            openai_api_key: None,
+            openai_base_url: Url::parse("http://127.0.0.1:9/v1").expect("valid"),
+        };
+        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new()));
+        let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
+        worker.registered().await;
+        Self { server, sarvam, llm, worker }
+    }
+
+    /// A caller joining `room`; `metadata` is their participant metadata (the agent choice).
+    pub async fn call(&self, room: &str, metadata: &str) -> Caller {
+        let grants = VideoGrants { room_join: true, room: room.into(), ..VideoGrants::default() };
+        let token = AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
+            .with_identity("caller")
+            .with_name("Caller")
+            .with_metadata(metadata)
+            .with_grants(grants)
+            .to_jwt()
+            .expect("signs");
+        let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
+        let (room, events) = room::connect(&self.server.url(), &token, options).await.expect("the caller joins");
+        let heard = Arc::new(Mutex::new(Heard::default()));
+        let task = tokio::spawn(record(events, heard.clone()));
+        Caller { room, heard, microphone: None, _task: Recorder(task) }
+    }
+}
+
+/// One transcript segment as the caller's client assembles it.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Whose words: the caller's identity for theirs, the agent's for its own.
+    pub speaker: String,
+    pub segment_id: String,
+    pub text: String,
+    pub is_final: bool,
+}
+
+/// What the caller received.
+#[derive(Default)]
+pub struct Heard {
+    /// The agent's audio at 48 kHz, with the time each piece arrived.
+    pub audio: Vec<(Instant, Vec<i16>)>,
+    pub segments: Vec<Segment>,
+    /// Every value of the agent's `lk.agent.state`, in order.
+    pub states: Vec<String>,
+    pub agent_identity: Option<String>,
+}
+
+pub struct Caller {
+    pub room: Room,
+    heard: Arc<Mutex<Heard>>,
+    microphone: Option<LocalAudioTrack>,
+    _task: Recorder,
+}
+
+struct Recorder(JoinHandle<()>);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Caller {
+    pub fn heard<T>(&self, read: impl FnOnce(&Heard) -> T) -> T {
+        read(&self.heard.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Waits until `check` holds for what was received.
+    pub async fn until(&self, what: &str, limit: Duration, check: impl Fn(&Heard) -> bool) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.heard(&check) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (segments, states) = self.heard(|h| (h.segments.clone(), h.states.clone()));
+        panic!("waited {limit:?} for {what}; transcripts {segments:#?}, agent states {states:?}");
+    }
+
+    /// The final transcript segments spoken by the agent (`agent`) or by the caller.
+    pub fn finals(&self, agent: bool) -> Vec<String> {
+        self.heard(|h| {
+            h.segments
+                .iter()
+                .filter(|s| s.is_final && (s.speaker != "caller") == agent)
+                .map(|s| s.text.clone())
+                .collect()
+        })
+    }
+
+    /// Waits for the agent's `n`th final transcript segment (counted from 1) and returns it.
+    pub async fn agent_said(&self, n: usize, limit: Duration) -> String {
+        self.until(&format!("agent transcript #{n}"), limit, |h| {
+            h.segments.iter().filter(|s| s.is_final && s.speaker != "caller").count() >= n
+        })
+        .await;
+        self.finals(true)[n - 1].clone()
+    }
+
+    /// Speaks `speech` into the caller's microphone (published on first use); returns when it has
+    /// been queued, and it plays in real time from then.
+    pub async fn say(&mut self, speech: &AudioFrame) {
+        if self.microphone.is_none() {
+            let mut track = self.room.publish_audio("microphone").await.expect("the caller publishes a microphone");
+            track.ready().await.expect("the microphone is negotiated");
+            self.microphone = Some(track);
+        }
+        let microphone = self.microphone.as_ref().expect("published above");
+        microphone.push(speech).expect("speech queues");
+        microphone.flush();
+    }
+
+    /// Waits until everything said has been sent.
+    pub async fn finish_saying(&self) {
+        let Some(microphone) = &self.microphone else { return };
+        while microphone.queued() > Duration::ZERO {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Seconds of agent audio received that are not silence (20 ms frames above −50 dBFS peak).
+    pub fn agent_speech_seconds(&self) -> f64 {
+        self.heard(|h| {
+            let samples: Vec<i16> = h.audio.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+            let frame = ROOM_SAMPLE_RATE as usize / 50;
+            let loud = samples.chunks(frame).filter(|f| f.iter().any(|s| s.unsigned_abs() > 100)).count();
+            loud as f64 / 50.0
+        })
+    }
+}
+
+async fn record(mut events: mpsc::UnboundedReceiver<RoomEvent>, heard: Arc<Mutex<Heard>>) {
+    let mut open: HashMap<String, (String, HashMap<String, String>)> = HashMap::new();
+    let mut listeners = Vec::new();
+    while let Some(event) = events.recv().await {
+        let mut heard_now = heard.lock().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            RoomEvent::ParticipantConnected(p) if p.kind == ParticipantKind::Agent => {
+                heard_now.agent_identity = Some(p.identity.clone());
+                if let Some(state) = p.attributes.get("lk.agent.state") {
+                    heard_now.states.push(state.clone());
+                }
+            }
+            RoomEvent::AttributesChanged { participant, changed } if participant.kind == ParticipantKind::Agent => {
+                if let Some(state) = changed.get("lk.agent.state") {
+                    heard_now.states.push(state.clone());
+                }
+            }
+            RoomEvent::TrackSubscribed { mut track } => {
+                let heard = heard.clone();
+                listeners.push(Recorder(tokio::spawn(async move {
+                    while let Some(frame) = track.recv().await {
+                        heard
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .audio
+                            .push((Instant::now(), frame.samples));
+                    }
+                })));
+            }
+            RoomEvent::Text(TextStreamEvent::Opened { stream_id, topic, sender_identity, attributes, .. })
+                if topic == TOPIC_TRANSCRIPTION =>
+            {
+                open.insert(stream_id, (sender_identity, attributes));
+            }
+            RoomEvent::Text(TextStreamEvent::Closed { stream_id, attributes, full_text, .. }) => {
+                if let Some((speaker, _)) = open.remove(&stream_id) {
+                    let is_final = attributes.get(ATTR_TRANSCRIPTION_FINAL).is_some_and(|f| f == "true");
+                    let segment_id = attributes.get(ATTR_SEGMENT_ID).cloned().unwrap_or_default();
+                    // A user segment may come as several streams; the last one holds it all.
+                    heard_now.segments.retain(|s| !(s.speaker == speaker && s.segment_id == segment_id));
+                    heard_now.segments.push(Segment { speaker, segment_id, text: full_text, is_final });
+                }
+            }
+            _ => {}
+        }
+    }
+}
