@@ -37,6 +37,8 @@ pub enum Role {
     /// `agent-worker dev`: everything in one process; LiveKit is embedded unless LIVEKIT_URL is
     /// set, and calls are taken whatever the load.
     Dev,
+    /// `agent-worker deliver`: sends the spooled call records, so it needs n8n and nothing of LiveKit.
+    Deliver,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +115,19 @@ pub struct N8nSettings {
     pub base_url: Option<Url>,
     pub agent_config_path: String,
     pub lead_capture_path: String,
+    /// Signs call records so the workflow can tell them from anyone else's POSTs.
+    pub webhook_secret: Option<Secret>,
+    /// Where call records wait for n8n; one per worker, on a volume that outlives the container.
+    pub spool_dir: PathBuf,
+}
+
+impl N8nSettings {
+    /// Where call records are POSTed: N8N_WEBHOOK_LEAD_CAPTURE under N8N_BASE_URL, joined as the
+    /// profile webhook is; `None` when n8n is not used.
+    pub fn lead_capture_url(&self) -> Option<Url> {
+        let base = self.base_url.as_ref()?;
+        Url::parse(&format!("{}{}", base.as_str().trim_end_matches('/'), self.lead_capture_path)).ok()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -199,14 +214,15 @@ impl Settings {
 
 fn read(r: &mut Reader<'_>, role: Role) -> Settings {
     let dev = matches!(role, Role::DevServer | Role::Dev);
-    let livekit_url = r.url("LIVEKIT_URL", &["ws", "wss", "http", "https"], !dev);
+    let livekit_url = r.url("LIVEKIT_URL", &["ws", "wss", "http", "https"], !dev && role != Role::Deliver);
     let external = livekit_url.is_some();
     let public_url = r.url("LIVEKIT_PUBLIC_URL", &["ws", "wss", "http", "https"], false);
     // The dev key pair only fits our own embedded server; a real one needs real keys.
     let embedded = dev && !(role == Role::Dev && external);
-    let api_key = r.string("LIVEKIT_API_KEY", !embedded).or_else(|| embedded.then(|| DEV_API_KEY.to_owned()));
+    let keys_required = !embedded && role != Role::Deliver;
+    let api_key = r.string("LIVEKIT_API_KEY", keys_required).or_else(|| embedded.then(|| DEV_API_KEY.to_owned()));
     let api_secret =
-        r.secret("LIVEKIT_API_SECRET", !embedded).or_else(|| embedded.then(|| Secret::new(DEV_API_SECRET)));
+        r.secret("LIVEKIT_API_SECRET", keys_required).or_else(|| embedded.then(|| Secret::new(DEV_API_SECRET)));
     let fallback = if role == Role::Dev { DEV_LIVEKIT_URL } else { "ws://unset.invalid" };
     let url = livekit_url.unwrap_or_else(|| Url::parse(fallback).expect("a constant, valid URL"));
 
@@ -252,9 +268,11 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
         },
         defaults: ProfileDefaults { language, voice, llm_provider, llm_model },
         n8n: N8nSettings {
-            base_url: r.url("N8N_BASE_URL", &["http", "https"], false),
+            base_url: r.url("N8N_BASE_URL", &["http", "https"], role == Role::Deliver),
             agent_config_path: r.path("N8N_WEBHOOK_AGENT_CONFIG"),
             lead_capture_path: r.path("N8N_WEBHOOK_LEAD_CAPTURE"),
+            webhook_secret: r.secret("N8N_WEBHOOK_SECRET", false),
+            spool_dir: PathBuf::from(r.string("SPOOL_DIR", true).unwrap_or_default()),
         },
         profiles: ProfileSettings {
             dir: PathBuf::from(r.string("PROFILES_DIR", true).unwrap_or_default()),

@@ -72,6 +72,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         Some("/webhook/lead-capture"),
         "Path of the n8n webhook that receives call records (POST).",
     ),
+    secret("N8N_WEBHOOK_SECRET", "When set, call records carry X-Signature-256: sha256=HMAC-SHA256(secret, body)."),
+    setting(
+        "SPOOL_DIR",
+        Some("data/outbox"),
+        "Directory where call records wait until n8n has them; keep it on a persistent volume, one per worker.",
+    ),
     setting(
         "PROFILES_DIR",
         Some("profiles"),

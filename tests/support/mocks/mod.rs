@@ -2,6 +2,7 @@
 //! shared reference providers.md documents them, with faults on demand and a record of what
 //! clients sent.
 
+pub mod n8n_leads;
 pub mod openai;
 pub mod sarvam;
 

@@ -1,0 +1,46 @@
+//! Call records, spooled to disk and delivered to n8n's lead-capture webhook, never lost.
+//!
+//! A call record is a lead: losing one to an n8n outage, a slow network or a killed container
+//! loses business. So a record is on disk (fsynced, renamed into place) before anything is sent,
+//! and leaves the disk only when n8n has answered 2xx, or moves to `dead/` when n8n refuses it
+//! for good. A crash can therefore only make a record go twice, never zero times, and every POST
+//! carries the record id as `Idempotency-Key` so the workflow can drop the second copy.
+//!
+//! Sending is a background task that never holds up a call or the worker's shutdown: whatever is
+//! not delivered when the worker stops waits on disk for the next start or `agent-worker deliver`.
+//!
+//! - `id`: which record ids are accepted (they name files).
+//! - `spool`: the durable files and the lock that keeps one worker per spool.
+//! - `backoff`: what an answer from n8n means, and how long to wait before the next try.
+//! - `schedule`: which record to send next and when, as a plain state machine.
+//! - `signature`: the HMAC that lets the workflow trust a record.
+//! - `outbox`: the task that sends, and the handle calls use.
+
+mod backoff;
+mod id;
+mod outbox;
+mod schedule;
+mod signature;
+mod spool;
+
+use std::path::PathBuf;
+
+pub use outbox::{Outbox, OutboxConfig, Tally};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("call record id `{id}` cannot name a file: use 1 to 128 letters, digits, `_` or `-` (a LiveKit job id)")]
+    InvalidId { id: String },
+    #[error("call record `{id}` is already in {} (waiting or in dead/); ids must be unique per call", dir.display())]
+    Duplicate { id: String, dir: PathBuf },
+    #[error(
+        "the call record spool {} is in use by another process (it holds {}); give each worker its own SPOOL_DIR",
+        dir.display(),
+        lock.display()
+    )]
+    Locked { dir: PathBuf, lock: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("the disk work for call records in {} stopped before it finished: {reason}", dir.display())]
+    Interrupted { dir: PathBuf, reason: String },
+}

@@ -1,0 +1,309 @@
+//! The spool directory: records as files that survive a crash at any instant.
+//!
+//! `<id>.json` waits for n8n; `dead/<id>.json` was refused by it, with its answer in
+//! `dead/<id>.answer.txt`; `*.tmp` are writes in progress; `.lock` is held by the one process
+//! using the spool. A file is written under a temporary name, fsynced, renamed into place and its
+//! directory fsynced, so after a crash or a power cut a record is either whole under its name or
+//! not there at all (and then its `submit` never returned). Leftover temporary files were never
+//! acknowledged, so opening the spool removes them.
+//!
+//! Plain blocking `std::fs`: the outbox runs these on tokio's blocking threads.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+use super::RecordsError;
+use super::id::RecordId;
+
+const LOCK: &str = ".lock";
+const DEAD: &str = "dead";
+const RECORD: &str = ".json";
+const ANSWER: &str = ".answer.txt";
+const TMP: &str = ".tmp";
+
+pub(super) struct Spool {
+    dir: PathBuf,
+    dead: PathBuf,
+    /// Locked for the spool's lifetime. Two workers sharing a spool would send each record twice
+    /// and race on its removal; the OS drops the lock when the process dies, even by kill -9.
+    _lock: File,
+    /// Makes "is this id free?" and "put it there" one step for concurrent submits of this
+    /// process, so a second record under one id never replaces the first.
+    publishing: Mutex<()>,
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RecordsError {
+    let path = path.to_path_buf();
+    move |source| RecordsError::Io { action, path, source }
+}
+
+/// Makes renames and removals in `dir` survive a power cut, not only a crash.
+fn sync_dir(dir: &Path) -> Result<(), RecordsError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync", dir))
+}
+
+/// Writes `bytes` to a new file at `path` and flushes them to the disk; no file is left behind
+/// on failure.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RecordsError> {
+    let written = OpenOptions::new().write(true).create_new(true).open(path).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    written.map_err(|source| {
+        let _ = fs::remove_file(path);
+        RecordsError::Io { action: "write", path: path.to_path_buf(), source }
+    })
+}
+
+/// A temporary name no other write uses, so concurrent writes never share a file.
+fn temporary(dir: &Path, id: &RecordId) -> PathBuf {
+    dir.join(format!("{id}.{:016x}{TMP}", rand::random::<u64>()))
+}
+
+impl Spool {
+    /// Creates the spool if needed, takes its lock and removes what a crash left half-written.
+    pub fn open(dir: &Path) -> Result<Self, RecordsError> {
+        let existed = dir.is_dir();
+        let dead = dir.join(DEAD);
+        fs::create_dir_all(&dead).map_err(io_error("create", &dead))?;
+        if !existed && let Some(parent) = dir.parent() {
+            sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
+        }
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(RecordsError::Locked { dir: dir.to_path_buf(), lock: lock_path });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(RecordsError::Io { action: "lock", path: lock_path, source });
+            }
+        }
+        let spool = Self { dir: dir.to_path_buf(), dead, _lock: lock, publishing: Mutex::new(()) };
+        for place in [&spool.dir, &spool.dead] {
+            remove_unfinished(place)?;
+            sync_dir(place)?;
+        }
+        Ok(spool)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn record(&self, id: &RecordId) -> PathBuf {
+        self.dir.join(format!("{id}{RECORD}"))
+    }
+
+    /// Stores a record durably; it is refused when its id is already waiting or dead, because
+    /// n8n would take a second record under the same `Idempotency-Key` for a duplicate.
+    pub fn put(&self, id: &RecordId, body: &[u8]) -> Result<(), RecordsError> {
+        let path = self.record(id);
+        let tmp = temporary(&self.dir, id);
+        write_synced(&tmp, body)?;
+        let published = {
+            let _publishing = self.publishing.lock().unwrap_or_else(PoisonError::into_inner);
+            let dead = self.dead.join(format!("{id}{RECORD}"));
+            match (path.try_exists(), dead.try_exists()) {
+                (Ok(false), Ok(false)) => fs::rename(&tmp, &path).map_err(io_error("rename into place", &tmp)),
+                (Ok(_), Ok(_)) => Err(RecordsError::Duplicate { id: id.to_string(), dir: self.dir.clone() }),
+                (Err(source), _) => Err(RecordsError::Io { action: "check", path, source }),
+                (_, Err(source)) => Err(RecordsError::Io { action: "check", path: dead, source }),
+            }
+        };
+        if published.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        published?;
+        sync_dir(&self.dir)
+    }
+
+    /// Every waiting record, oldest first (by modification time, which a rename keeps; ties by
+    /// id), so a restart sends them in the order the calls ended.
+    pub fn list(&self) -> Result<Vec<RecordId>, RecordsError> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_error("read", &self.dir))? {
+            let entry = entry.map_err(io_error("read", &self.dir))?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(RECORD)) else { continue };
+            let Ok(id) = RecordId::parse(stem) else {
+                tracing::warn!(file = %entry.path().display(), "not a call record name; it is never sent");
+                continue;
+            };
+            let metadata = entry.metadata().map_err(io_error("read", &entry.path()))?;
+            if metadata.is_file() {
+                found.push((metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH), id));
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
+        Ok(found.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// The record's bytes exactly as stored, or `None` when it is no longer in the spool.
+    pub fn read(&self, id: &RecordId) -> Result<Option<Vec<u8>>, RecordsError> {
+        let path = self.record(id);
+        match fs::read(&path) {
+            Ok(body) => Ok(Some(body)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(RecordsError::Io { action: "read", path, source }),
+        }
+    }
+
+    /// Forgets a record n8n has acknowledged.
+    pub fn remove(&self, id: &RecordId) -> Result<(), RecordsError> {
+        let path = self.record(id);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(RecordsError::Io { action: "remove", path, source }),
+        }
+    }
+
+    /// Moves a record n8n refused to `dead/`, with n8n's answer beside it, and returns where it
+    /// now is: kept for a person to fix and resend, never sent again by itself.
+    pub fn bury(&self, id: &RecordId, answer: &str) -> Result<PathBuf, RecordsError> {
+        let answer_path = self.dead.join(format!("{id}{ANSWER}"));
+        let tmp = temporary(&self.dead, id);
+        write_synced(&tmp, answer.as_bytes())?;
+        if let Err(error) = fs::rename(&tmp, &answer_path).map_err(io_error("rename into place", &tmp)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(error);
+        }
+        let from = self.record(id);
+        let to = self.dead.join(format!("{id}{RECORD}"));
+        fs::rename(&from, &to).map_err(io_error("move to dead/", &from))?;
+        sync_dir(&self.dead)?;
+        sync_dir(&self.dir)?;
+        Ok(to)
+    }
+}
+
+/// Removes the temporary files of writes a crash interrupted.
+fn remove_unfinished(dir: &Path) -> Result<(), RecordsError> {
+    for entry in fs::read_dir(dir).map_err(io_error("read", dir))? {
+        let path = entry.map_err(io_error("read", dir))?.path();
+        if path.is_file() && path.to_str().is_some_and(|p| p.ends_with(TMP)) {
+            fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            tracing::info!(file = %path.display(), "removed a write that a crash interrupted");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn id(text: &str) -> RecordId {
+        RecordId::parse(text).expect("a valid id")
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("readable")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_record_is_stored_whole_under_its_name_and_read_back_exactly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool = Spool::open(dir.path()).expect("opens");
+        let body = b"{\"name\":\"\xe0\xa4\xa8\"}\n".to_vec();
+        spool.put(&id("AJ_1"), &body).expect("stored");
+        assert_eq!(fs::read(dir.path().join("AJ_1.json")).expect("on disk"), body);
+        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "dead"], "no temporary file is left");
+        assert_eq!(spool.read(&id("AJ_1")).expect("readable"), Some(body));
+        spool.remove(&id("AJ_1")).expect("removed");
+        assert_eq!(spool.read(&id("AJ_1")).expect("readable"), None);
+        assert!(spool.list().expect("listed").is_empty());
+    }
+
+    #[test]
+    fn records_are_listed_oldest_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool = Spool::open(dir.path()).expect("opens");
+        let base = SystemTime::now() - Duration::from_secs(60);
+        for (name, age) in [("AJ_a", 1), ("AJ_b", 3), ("AJ_c", 2)] {
+            spool.put(&id(name), b"{}").expect("stored");
+            let file = File::options().write(true).open(dir.path().join(format!("{name}.json"))).expect("opens");
+            file.set_modified(base - Duration::from_secs(age)).expect("settable");
+        }
+        fs::write(dir.path().join("notes.txt"), "not a record").expect("writable");
+        let listed: Vec<String> = spool.list().expect("listed").iter().map(ToString::to_string).collect();
+        assert_eq!(listed, ["AJ_b", "AJ_c", "AJ_a"]);
+    }
+
+    #[test]
+    fn an_id_already_waiting_or_dead_is_refused_and_the_first_record_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool = Spool::open(dir.path()).expect("opens");
+        spool.put(&id("AJ_1"), b"first").expect("stored");
+        let error = spool.put(&id("AJ_1"), b"second").expect_err("duplicate");
+        assert!(matches!(error, RecordsError::Duplicate { .. }), "{error}");
+        assert_eq!(spool.read(&id("AJ_1")).expect("readable").as_deref(), Some(&b"first"[..]));
+        spool.bury(&id("AJ_1"), "HTTP 400").expect("buried");
+        let error = spool.put(&id("AJ_1"), b"third").expect_err("dead duplicate");
+        assert!(error.to_string().contains("AJ_1"), "{error}");
+        assert_eq!(names(dir.path()), [".lock", "dead"], "no temporary file is left");
+    }
+
+    #[test]
+    fn a_refused_record_moves_to_dead_with_the_answer_beside_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool = Spool::open(dir.path()).expect("opens");
+        spool.put(&id("AJ_1"), b"{\"a\":1}").expect("stored");
+        let to = spool.bury(&id("AJ_1"), "HTTP 422\n\nmissing phone").expect("buried");
+        assert_eq!(to, dir.path().join("dead/AJ_1.json"));
+        assert_eq!(fs::read(&to).expect("moved"), b"{\"a\":1}");
+        let answer = fs::read_to_string(dir.path().join("dead/AJ_1.answer.txt")).expect("answer kept");
+        assert_eq!(answer, "HTTP 422\n\nmissing phone");
+        assert!(spool.list().expect("listed").is_empty(), "never sent again");
+    }
+
+    #[test]
+    fn opening_removes_interrupted_writes_and_keeps_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(Spool::open(dir.path()).expect("opens"));
+        fs::write(dir.path().join("AJ_1.json"), "{}").expect("writable");
+        fs::write(dir.path().join("AJ_2.0123456789abcdef.tmp"), "{\"half").expect("writable");
+        fs::write(dir.path().join("dead/AJ_3.0123456789abcdef.tmp"), "HTTP").expect("writable");
+        let spool = Spool::open(dir.path()).expect("opens");
+        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "dead"]);
+        assert!(names(&dir.path().join("dead")).is_empty());
+        assert_eq!(spool.list().expect("listed"), [id("AJ_1")]);
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_naming_the_directory_until_the_first_closes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = Spool::open(dir.path()).expect("opens");
+        let Err(error) = Spool::open(dir.path()) else { panic!("a second opener must be refused") };
+        assert!(matches!(error, RecordsError::Locked { .. }), "{error}");
+        assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
+        drop(first);
+        Spool::open(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn a_spool_in_a_new_directory_is_created() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nested = dir.path().join("data/outbox");
+        let spool = Spool::open(&nested).expect("creates");
+        spool.put(&id("AJ_1"), b"{}").expect("stored");
+        assert!(nested.join("dead").is_dir());
+    }
+}
