@@ -16,8 +16,11 @@ COPY --from=build /src/target/release/agent-worker /src/target/release/token-ser
 COPY --from=build /src/profiles ./profiles
 COPY --from=build /src/web/public ./web/public
 COPY --from=build /src/web/node_modules/livekit-client/dist ./web/node_modules/livekit-client/dist
+# Call records wait here until n8n has them: mount a volume so they outlive the container.
+RUN mkdir -p /app/data/outbox && chown -R agent /app/data
+VOLUME /app/data
 USER agent
-ENV PROFILES_DIR=/app/profiles WEB_DIR=/app/web HEALTH_PORT=8081 WEB_PORT=3000
+ENV PROFILES_DIR=/app/profiles WEB_DIR=/app/web HEALTH_PORT=8081 WEB_PORT=3000 SPOOL_DIR=/app/data/outbox
 EXPOSE 3000 8081
 # The worker's health endpoint; the token server's is GET /health on WEB_PORT.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s CMD curl -fsS http://127.0.0.1:${HEALTH_PORT}/ || exit 1

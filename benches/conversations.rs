@@ -133,6 +133,7 @@ fn percentile(values: &[f64], quantile: f64) -> f64 {
 struct Worker {
     child: Reaped,
     turns: Arc<Mutex<Vec<Turn>>>,
+    _spool: tempfile::TempDir,
 }
 
 /// One turn's figures from the worker's log, in milliseconds.
@@ -147,8 +148,10 @@ impl Worker {
     /// Starts `agent-worker start` against the mocks; returns once it is registered.
     async fn start(url: &str, sarvam: &MockSarvam, llm: &MockOpenAi) -> Self {
         let health = free_port();
+        let spool = tempfile::tempdir().expect("a spool directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_agent-worker"))
             .arg("start")
+            .env("SPOOL_DIR", spool.path())
             .env("LIVEKIT_URL", url)
             .env("LIVEKIT_API_KEY", "devkey")
             .env("LIVEKIT_API_SECRET", "secret")
@@ -188,7 +191,7 @@ impl Worker {
         while !reqwest::get(&health_url).await.is_ok_and(|r| r.status().is_success()) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Self { child: Reaped(child), turns }
+        Self { child: Reaped(child), turns, _spool: spool }
     }
 
     fn stat_field(&self, index: usize) -> u64 {

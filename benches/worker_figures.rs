@@ -71,15 +71,20 @@ fn ms(duration: Duration) -> f64 {
 
 struct Worker {
     child: Reaped,
+    _spool: tempfile::TempDir,
 }
 
 impl Worker {
     /// Starts `agent-worker start` and returns once its health endpoint says it is registered.
     async fn start(url: &str) -> Self {
         let health = free_port();
+        let spool = tempfile::tempdir().expect("a spool directory");
         let child = Reaped(
             Command::new(env!("CARGO_BIN_EXE_agent-worker"))
                 .arg("start")
+                .env("SPOOL_DIR", spool.path())
+                .env("SARVAM_API_KEY", "unused")
+                .env("GROQ_API_KEY", "unused")
                 .env("LIVEKIT_URL", url)
                 .env("LIVEKIT_API_KEY", "devkey")
                 .env("LIVEKIT_API_SECRET", "secret")
@@ -96,7 +101,7 @@ impl Worker {
         let health_url = format!("http://127.0.0.1:{health}/");
         loop {
             if reqwest::get(&health_url).await.is_ok_and(|r| r.status().is_success()) {
-                return Self { child };
+                return Self { child, _spool: spool };
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

@@ -14,6 +14,10 @@ command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 pkg-config --exists opus 2>/dev/null || packages+=(libopus-dev)
 if ! $runtime_only; then
   [ -x /usr/bin/chromium ] || packages+=(chromium)
+  # scripts/n8n.sh (the real-n8n test) builds n8n's native modules with node-gyp.
+  for tool in python3 make g++; do
+    command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
+  done
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}" >&2

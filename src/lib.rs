@@ -3,6 +3,7 @@
 //! Module map (one concern each):
 //! - [`config`]: settings from defaults, a TOML file, `.env` and the environment.
 //! - [`profiles`]: agent profiles from n8n (cached) with local TOML fallbacks.
+//! - [`records`]: call records, spooled to disk and delivered to n8n, never lost.
 //! - [`providers`]: speech and language model providers.
 //! - [`web`]: the token server and the page people talk to the agent through.
 //! - [`livekit`]: the LiveKit protocol: tokens, signalling, WebRTC peers, rooms, data.
@@ -18,6 +19,7 @@ pub mod livekit;
 pub mod pipeline;
 pub mod profiles;
 pub mod providers;
+pub mod records;
 pub mod shutdown;
 pub mod telemetry;
 pub mod web;

@@ -45,8 +45,10 @@ async fn a_person_talks_with_the_agent_through_the_page() {
     sarvam.stt_answers([user]);
     llm.replies([Reply::Text(answer.into())]);
     let (livekit, web, health) = (free_port(), free_port(), free_port());
+    let spool = tempfile::tempdir().expect("a spool directory");
     let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-worker"))
         .args(["dev", "--livekit-bind", &format!("127.0.0.1:{livekit}")])
+        .env("SPOOL_DIR", spool.path())
         .env("WEB_HOST", "127.0.0.1")
         .env("WEB_PORT", web.to_string())
         .env("HEALTH_HOST", "127.0.0.1")

@@ -19,12 +19,15 @@ const LIMIT: Duration = Duration::from_secs(15);
 struct WorkerProcess {
     child: Child,
     health: String,
+    _spool: tempfile::TempDir,
 }
 
 async fn start_worker(server: &DevServer) -> WorkerProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let spool = tempfile::tempdir().expect("a spool directory");
     let child = Command::new(env!("CARGO_BIN_EXE_agent-worker"))
         .arg("start")
+        .env("SPOOL_DIR", spool.path())
         .env("LIVEKIT_URL", server.url())
         .env("LIVEKIT_API_KEY", "devkey")
         .env("LIVEKIT_API_SECRET", "secret")
@@ -39,7 +42,7 @@ async fn start_worker(server: &DevServer) -> WorkerProcess {
         .kill_on_drop(true)
         .spawn()
         .expect("agent-worker runs");
-    let worker = WorkerProcess { child, health: format!("http://127.0.0.1:{port}") };
+    let worker = WorkerProcess { child, health: format!("http://127.0.0.1:{port}"), _spool: spool };
     let started = Instant::now();
     while worker.status().await != Some(200) {
         assert!(started.elapsed() < LIMIT, "the worker registered");

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -14,6 +14,7 @@ use voice_agent::livekit::room::{self, ConnectOptions};
 use voice_agent::livekit::{loopback, peer, token};
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
+use voice_agent::records::{Outbox, OutboxConfig, Tally};
 use voice_agent::web::{self, AppState};
 use voice_agent::worker::{self as agents, AgentSession, LoopbackSession, Worker, WorkerConfig};
 
@@ -64,6 +65,8 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Delivers the call records waiting in SPOOL_DIR to n8n, then exits (0 once the spool is empty).
+    Deliver,
 }
 
 #[tokio::main]
@@ -76,15 +79,19 @@ async fn main() -> anyhow::Result<()> {
             voice_agent::telemetry::init(settings.log_format, "info");
             let settings = Arc::new(settings);
             let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
-            let worker = worker(&settings, profiles, settings.worker.drain_timeout);
+            let outbox = open_outbox(&settings).await?;
+            let worker = worker(&settings, profiles, settings.worker.drain_timeout, outbox.clone());
             let health = bind(
                 SocketAddr::new(settings.worker.health_host, settings.worker.health_port),
                 "HEALTH_HOST, HEALTH_PORT",
             )
             .await?;
-            run_worker(worker, health).await
+            let result = run_worker(worker, health).await;
+            outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
+            result
         }
         Command::Dev { livekit_bind, rtc_ips } => dev(&sources, livekit_bind, rtc_ips).await,
+        Command::Deliver => deliver(&sources).await,
         Command::DevServer { bind, rtc_ips } => {
             let settings = Settings::load(&sources, Role::DevServer)?;
             voice_agent::telemetry::init(settings.log_format, "info");
@@ -140,6 +147,37 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// How long an interrupted `deliver` lets a POST in flight finish, so that its record is not sent
+/// again next time.
+const DELIVER_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Sends what the spool holds until it is empty; Ctrl-C or SIGTERM leaves the rest on disk, which
+/// is not a failure: nothing is lost.
+async fn deliver(sources: &Sources) -> anyhow::Result<()> {
+    let settings = Settings::load(sources, Role::Deliver)?;
+    voice_agent::telemetry::init(settings.log_format, "info");
+    let n8n = &settings.n8n;
+    let url = n8n.lead_capture_url().context("N8N_BASE_URL and N8N_WEBHOOK_LEAD_CAPTURE do not make a URL")?;
+    let dir = n8n.spool_dir.display().to_string();
+    let config = OutboxConfig::new(n8n.spool_dir.clone(), Some(url), n8n.webhook_secret.clone());
+    let outbox = Outbox::start(config, reqwest::Client::new())
+        .await
+        .with_context(|| format!("cannot open the call record spool {dir} (SPOOL_DIR)"))?;
+    tracing::info!(waiting = outbox.pending(), dir = %dir, "delivering call records");
+    tokio::select! {
+        () = outbox.drained() => {}
+        () = voice_agent::shutdown::signal() => tracing::info!("stopping: the call records not yet delivered stay in {dir}"),
+    }
+    outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
+    let Tally { delivered, dead } = outbox.tally();
+    let left = outbox.pending();
+    if dead > 0 {
+        tracing::warn!(dead, "n8n refused {dead} call records; they are in {dir}/dead with n8n's answers");
+    }
+    tracing::info!(delivered, dead, left, "call record delivery finished");
+    Ok(())
+}
+
 /// In `dev`, Ctrl-C should not wait minutes for calls to end.
 const DEV_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -182,8 +220,10 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
     let health =
         bind(SocketAddr::new(settings.worker.health_host, settings.worker.health_port), "HEALTH_HOST, HEALTH_PORT")
             .await?;
-    let worker = worker(&settings, profiles, settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT));
+    let outbox = open_outbox(&settings).await?;
+    let worker = worker(&settings, profiles, settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), outbox.clone());
     let result = run_worker(worker, health).await;
+    outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
     let _ = web_stop.send(());
     web.await.context("the token server task failed")?.context("the token server failed")?;
     if let Some(server) = embedded {
@@ -192,7 +232,17 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
     result
 }
 
-fn worker(settings: &Settings, profiles: Arc<ProfileStore>, drain_timeout: Duration) -> Worker {
+/// The spool of call records, delivering what earlier runs left in it. Without N8N_BASE_URL the
+/// records wait there (`agent-worker deliver` sends them once n8n is configured).
+async fn open_outbox(settings: &Settings) -> anyhow::Result<Outbox> {
+    let n8n = &settings.n8n;
+    let config = OutboxConfig::new(n8n.spool_dir.clone(), n8n.lead_capture_url(), n8n.webhook_secret.clone());
+    Outbox::start(config, reqwest::Client::new())
+        .await
+        .with_context(|| format!("cannot open the call record spool {} (SPOOL_DIR)", n8n.spool_dir.display()))
+}
+
+fn worker(settings: &Settings, profiles: Arc<ProfileStore>, drain_timeout: Duration, outbox: Outbox) -> Worker {
     let config = WorkerConfig {
         livekit_url: settings.livekit.url.to_string(),
         api_key: settings.livekit.api_key.clone(),
@@ -204,12 +254,12 @@ fn worker(settings: &Settings, profiles: Arc<ProfileStore>, drain_timeout: Durat
         },
         drain_timeout,
     };
-    Worker::new(config, profiles, session(settings))
+    Worker::new(config, profiles, session(settings, outbox))
 }
 
 /// The voice agent when its providers' keys are set (always, for `start`: settings require
 /// them); otherwise, in `dev`, an agent that echoes, so the page and the room can still be tried.
-fn session(settings: &Settings) -> Arc<dyn AgentSession> {
+fn session(settings: &Settings, outbox: Outbox) -> Arc<dyn AgentSession> {
     let providers = &settings.providers;
     let (llm_key, llm_name) = match settings.defaults.llm_provider {
         LlmProvider::Groq => (&providers.groq_api_key, "GROQ_API_KEY"),
@@ -220,7 +270,7 @@ fn session(settings: &Settings) -> Arc<dyn AgentSession> {
         .filter_map(|(missing, name)| missing.then_some(name))
         .collect();
     if missing.is_empty() {
-        Arc::new(PipelineSession::new(providers.clone(), reqwest::Client::new()))
+        Arc::new(PipelineSession::new(providers.clone(), reqwest::Client::new(), outbox))
     } else {
         tracing::warn!(
             "{} not set: the agent will only echo what it hears; set them in .env to talk with it",

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::listen::{Heard, listen};
 use super::metrics::TurnMetrics;
+use super::record::{Caller, Line, Speaker};
 use super::reply::{Mouth, Progress, Script, speak};
 use super::speaking::{Ended, Purpose, Speaking, TurnClock};
 use super::state::AgentState;
@@ -30,6 +31,7 @@ use crate::livekit::room::{ParticipantKind, RemoteAudioTrack, Room, RoomEvent};
 use crate::providers::ProviderError;
 use crate::providers::llm::{ChatMessage, ChatRequest, Role};
 use crate::providers::stt::{SpeechToText, Transcript};
+use crate::worker::EndReason;
 
 /// How often, while the agent speaks, the transcript catches up with the audio played.
 const CAPTION_INTERVAL: Duration = Duration::from_millis(100);
@@ -59,10 +61,13 @@ pub struct Setup {
 }
 
 /// What the call left behind: the conversation as heard, and the figures of every turn.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CallSummary {
-    pub history: Vec<ChatMessage>,
+    pub transcript: Vec<Line>,
     pub turns: Vec<TurnMetrics>,
+    /// The first person who joined.
+    pub caller: Option<Caller>,
+    pub end_reason: EndReason,
 }
 
 /// A task that is stopped when its owner goes away.
@@ -81,6 +86,8 @@ struct Open {
     held: Vec<i16>,
     result: oneshot::Receiver<Result<Transcript, ProviderError>>,
     last_speech: Instant,
+    /// When the speech began, Unix ms.
+    started_ms: i64,
     _task: Owned,
 }
 
@@ -89,6 +96,7 @@ struct Pending {
     result: oneshot::Receiver<Result<Transcript, ProviderError>>,
     last_speech: Instant,
     ended: Instant,
+    started_ms: i64,
     _task: Owned,
 }
 
@@ -119,6 +127,10 @@ pub struct Conversation {
     apology_audio: Option<Arc<[AudioFrame]>>,
     apology_ready: Option<oneshot::Receiver<Arc<[AudioFrame]>>>,
     turns: Vec<TurnMetrics>,
+    transcript: Vec<Line>,
+    first_caller: Option<Caller>,
+    /// The model ended the call; it ends once nothing more is to be said.
+    ending: bool,
     /// When the transcript next catches up with the audio; kept across loop turns, since
     /// frames arrive more often than the interval.
     next_caption: Instant,
@@ -149,28 +161,35 @@ impl Conversation {
             apology_audio: None,
             apology_ready: Some(apology_ready),
             turns: Vec::new(),
+            transcript: Vec::new(),
+            first_caller: None,
+            ending: false,
             next_caption: Instant::now(),
         }
     }
 
-    /// Runs until the room ends or `stop` turns true.
+    /// Runs until the room ends, `stop` says why the call must end, or the agent hangs up.
     pub async fn run(
         mut self,
         mut events: mpsc::UnboundedReceiver<RoomEvent>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: watch::Receiver<Option<EndReason>>,
     ) -> CallSummary {
         self.set_state(AgentState::Listening);
-        loop {
+        let reason = loop {
+            if self.ending && self.speaking.is_none() {
+                tracing::info!("the agent ended the call");
+                break EndReason::AgentEnded;
+            }
             let wake = tokio::time::Instant::from_std(self.next_wake());
             tokio::select! {
-                () = stopped(&mut stop) => break,
+                reason = stopped(&mut stop) => break reason,
                 event = events.recv() => match event {
                     Some(RoomEvent::Disconnected { reason }) => {
                         tracing::info!("left the room: {reason}");
-                        break;
+                        break EndReason::RoomClosed;
                     }
                     Some(event) => self.on_room_event(event),
-                    None => break,
+                    None => break EndReason::RoomClosed,
                 },
                 Some(heard) = self.heard.recv() => self.on_heard(heard).await,
                 Some((id, progress)) = self.progress.recv() => self.on_progress(id, progress).await,
@@ -181,8 +200,8 @@ impl Conversation {
                 }
                 () = tokio::time::sleep_until(wake) => self.on_tick(Instant::now()).await,
             }
-        }
-        self.hang_up().await
+        };
+        self.hang_up(reason).await
     }
 
     fn set_state(&self, state: AgentState) {
@@ -211,6 +230,10 @@ impl Conversation {
                     && let Greeting::Due { since: since @ None } = &mut self.greeting
                 {
                     *since = Some(Instant::now());
+                }
+                if participant.kind != ParticipantKind::Agent && self.first_caller.is_none() {
+                    let (identity, name) = (participant.identity.clone(), participant.name.clone());
+                    self.first_caller = Some(Caller { identity, name });
                 }
                 self.people.insert(participant.identity, participant.kind);
             }
@@ -295,8 +318,15 @@ impl Conversation {
                 let task = tokio::spawn(transcribe(stt, self.setup.language.clone(), audio_rx, result_tx));
                 audio.clear();
                 audio.extend_from_slice(&pre_roll);
-                self.utterance =
-                    Some(Open { audio: audio_tx, held: Vec::new(), result, last_speech: at, _task: Owned(task) });
+                let started_ms = now_ms() - i64::try_from(at.elapsed().as_millis()).unwrap_or(0);
+                self.utterance = Some(Open {
+                    audio: audio_tx,
+                    held: Vec::new(),
+                    result,
+                    last_speech: at,
+                    started_ms,
+                    _task: Owned(task),
+                });
             }
             TurnEvent::UserTurnEnded { speech } => {
                 let Some(open) = self.utterance.take() else { return };
@@ -310,6 +340,7 @@ impl Conversation {
                     result: open.result,
                     last_speech: open.last_speech,
                     ended: at,
+                    started_ms: open.started_ms,
                     _task: open._task,
                 });
                 // The caller said more while the agent was still thinking: answer everything.
@@ -354,8 +385,8 @@ impl Conversation {
         self.reply_ended(ended, false).await;
     }
 
-    async fn on_transcript(&mut self, result: (Result<Transcript, ProviderError>, Instant, Instant)) {
-        let (result, last_speech, ended) = result;
+    async fn on_transcript(&mut self, heard: HeardTurn) {
+        let HeardTurn { result, last_speech, ended, started_ms } = heard;
         let transcript = match result {
             Ok(transcript) => transcript,
             Err(error) => {
@@ -377,6 +408,7 @@ impl Conversation {
         tracing::info!(stt_ms = transcript.latency.as_millis(), text, "the caller said");
         self.send_user_transcript(text).await;
         self.history.push(ChatMessage::user(text));
+        self.transcript.push(Line::new(Speaker::Caller, text, started_ms, false));
         if self.speaking.is_some() {
             // The agent began something (a greeting, an answer) after this turn ended; the newer
             // turn takes precedence, as it would in a conversation between people.
@@ -390,7 +422,7 @@ impl Conversation {
             messages: self.history.clone(),
             temperature: self.setup.temperature,
             max_tokens: self.setup.max_tokens,
-            tools: Vec::new(),
+            tools: self.setup.mouth.lead.lock().unwrap_or_else(std::sync::PoisonError::into_inner).specs(),
         };
         let clock = TurnClock { last_speech, ended, stt: transcript.latency, asked: Instant::now() };
         self.set_state(AgentState::Thinking);
@@ -477,8 +509,15 @@ impl Conversation {
     /// Records what the caller heard; after a failure the agent apologises, unless the caller
     /// has already moved on (`may_follow` is false when the reply was cut off).
     async fn reply_ended(&mut self, ended: Ended, may_follow: bool) {
-        let Ended { purpose, said, failed, metrics, packets } = ended;
+        let Ended { purpose, said, failed, metrics, packets, tools, end_call, interrupted, spoke_at_ms } = ended;
         self.send(packets).await;
+        // The calls and their results come before the words: the model wrote them first.
+        self.history.extend(tools);
+        if let (false, Some(at_ms)) = (said.trim().is_empty(), spoke_at_ms) {
+            self.transcript.push(Line::new(Speaker::Agent, &said, at_ms, interrupted));
+        }
+        // Cut off during its goodbye, the agent stays: the caller has more to say.
+        self.ending |= end_call && may_follow;
         if !said.trim().is_empty() {
             match self.history.last_mut() {
                 Some(last) if last.role == Role::Assistant => {
@@ -512,27 +551,34 @@ impl Conversation {
     }
 
     /// The call is over: what was said so far is final.
-    async fn hang_up(mut self) -> CallSummary {
+    async fn hang_up(mut self, end_reason: EndReason) -> CallSummary {
         if let Some(mut speaking) = self.speaking.take() {
             speaking.cancel().await;
             let ended = speaking.end(&self.setup.mouth.track, true);
             self.reply_ended(ended, false).await;
         }
         self.listener = None;
-        CallSummary { history: self.history, turns: self.turns }
+        CallSummary { transcript: self.transcript, turns: self.turns, caller: self.first_caller, end_reason }
     }
 }
 
-/// The transcript of the oldest finished turn, with when its speech and turn ended; turns are
-/// answered in the order they were spoken.
-async fn next_transcript(pending: &mut VecDeque<Pending>) -> (Result<Transcript, ProviderError>, Instant, Instant) {
+/// A finished turn with its transcript (or why there is none).
+struct HeardTurn {
+    result: Result<Transcript, ProviderError>,
+    last_speech: Instant,
+    ended: Instant,
+    started_ms: i64,
+}
+
+/// The transcript of the oldest finished turn; turns are answered in the order they were spoken.
+async fn next_transcript(pending: &mut VecDeque<Pending>) -> HeardTurn {
     let Some(front) = pending.front_mut() else { return std::future::pending().await };
     let result = (&mut front.result).await.unwrap_or_else(|_| {
         Err(ProviderError::Protocol { provider: "speech-to-text", message: "the transcriber stopped".into() })
     });
-    let (last_speech, ended) = (front.last_speech, front.ended);
+    let heard = HeardTurn { result, last_speech: front.last_speech, ended: front.ended, started_ms: front.started_ms };
     pending.pop_front();
-    (result, last_speech, ended)
+    heard
 }
 
 async fn wait_apology(ready: &mut Option<oneshot::Receiver<Arc<[AudioFrame]>>>) -> Option<Arc<[AudioFrame]>> {
@@ -542,8 +588,12 @@ async fn wait_apology(ready: &mut Option<oneshot::Receiver<Arc<[AudioFrame]>>>) 
     }
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
+/// Why the call must end, once it must; a worker that goes away ends it too.
+async fn stopped(stop: &mut watch::Receiver<Option<EndReason>>) -> EndReason {
+    match stop.wait_for(Option::is_some).await {
+        Ok(reason) => reason.unwrap_or(EndReason::WorkerShutdown),
+        Err(_) => EndReason::WorkerShutdown,
+    }
 }
 
 fn now_ms() -> i64 {

@@ -19,20 +19,26 @@
 //! the user's utterance becomes the next turn. Shorter speech (coughs, "hmm", "haan") resumes the
 //! agent where it paused and never becomes a turn.
 //!
-//! Every module here is pure: no clocks, tasks or I/O, so each is tested exactly and the code
+//! Functions. The model may call `capture_lead` (the profile's lead fields, checked and merged
+//! into the call's [`tools::LeadSheet`]) and `end_call` (the agent hangs up after its goodbye);
+//! results go back to the model, which then finishes its answer.
+//!
+//! The public modules here are pure: no clocks, tasks or I/O, so each is tested exactly and the code
 //! that wires them to the room and the providers stays small.
 
 mod conversation;
 mod listen;
-mod metrics;
+pub mod metrics;
 mod playout;
 mod providers;
+pub mod record;
 mod reply;
 pub mod sentences;
 mod session;
 pub mod speakable;
 mod speaking;
 mod state;
+mod tools;
 mod transcribe;
 pub mod turn;
 pub mod vad;

@@ -5,7 +5,7 @@
 //! it on barge-in by aborting the task, which drops the model and synthesis streams (closing
 //! their requests) at their next await.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -13,11 +13,15 @@ use tokio::sync::mpsc;
 
 use super::sentences::SentenceSplitter;
 use super::speakable::speakable;
+use super::tools::LeadSheet;
 use crate::audio::AudioFrame;
 use crate::livekit::room::LocalAudioTrack;
 use crate::providers::ProviderError;
-use crate::providers::llm::{ChatDelta, ChatModel, ChatRequest, Usage};
+use crate::providers::llm::{ChatDelta, ChatMessage, ChatModel, ChatRequest, ToolCall, Usage};
 use crate::providers::tts::{SpeechRequest, TextToSpeech};
+
+/// A model that calls functions again and again is stuck; its answer ends after this many rounds.
+const MAX_TOOL_ROUNDS: usize = 4;
 
 /// What the agent says.
 pub enum Script {
@@ -37,6 +41,9 @@ pub enum Progress {
     /// The first sentence's first audio was queued; `synthesis` is how long synthesis took to
     /// start it.
     FirstAudio { synthesis: Duration },
+    /// The model called functions and they ran: the exchange for the history (the calls, with
+    /// the text spoken meanwhile left to the reply's own message, then the results).
+    Tools { messages: Vec<ChatMessage>, end_call: bool },
     /// A sentence's audio is queued whole: it plays from `start` on the track's playout clock.
     Sentence { text: String, start: Duration, duration: Duration },
     /// Everything is queued. `text` is the whole answer as written (what the history keeps when
@@ -69,6 +76,8 @@ pub struct Mouth {
     /// The call's voice; each sentence replaces its text.
     pub voice: SpeechRequest,
     pub track: Arc<LocalAudioTrack>,
+    /// What the caller told about themselves; the model's `capture_lead` calls fill it.
+    pub lead: Arc<Mutex<LeadSheet>>,
 }
 
 /// Speaks `script`, reporting to `progress` tagged with `id`; ends when everything is queued or
@@ -109,38 +118,47 @@ pub async fn speak(mouth: Mouth, script: Script, id: u64, progress: mpsc::Unboun
 }
 
 /// Streams the model's answer into sentences and speaks each as soon as it is complete, while
-/// the model goes on writing.
-async fn answer(mouth: &Mouth, request: ChatRequest, report: &impl Fn(Progress)) {
+/// the model goes on writing. When the model calls functions, they run and the model is asked
+/// again with their results, up to [`MAX_TOOL_ROUNDS`] times.
+async fn answer(mouth: &Mouth, mut request: ChatRequest, report: &impl Fn(Progress)) {
     let (sentences_tx, mut sentences) = mpsc::unbounded_channel::<String>();
     let writing = async move {
-        let mut stream = match mouth.llm.stream(request).await {
-            Ok(stream) => stream,
-            Err(error) => return Err(error),
-        };
-        let mut splitter = SentenceSplitter::default();
         let mut text = String::new();
         let mut usage = None;
         let mut first = true;
-        while let Some(delta) = stream.next().await {
-            match delta? {
-                ChatDelta::Text(piece) => {
-                    if first {
-                        first = false;
-                        report(Progress::FirstToken(Instant::now()));
+        for round in 1..=MAX_TOOL_ROUNDS {
+            let mut stream = mouth.llm.stream(request.clone()).await?;
+            let mut splitter = SentenceSplitter::default();
+            let mut calls = Vec::new();
+            while let Some(delta) = stream.next().await {
+                match delta? {
+                    ChatDelta::Text(piece) => {
+                        if first {
+                            first = false;
+                            report(Progress::FirstToken(Instant::now()));
+                        }
+                        text.push_str(&piece);
+                        for sentence in splitter.push(&piece) {
+                            let _ = sentences_tx.send(sentence);
+                        }
                     }
-                    text.push_str(&piece);
-                    for sentence in splitter.push(&piece) {
-                        let _ = sentences_tx.send(sentence);
-                    }
+                    ChatDelta::ToolCall(call) => calls.push(call),
+                    ChatDelta::Done { usage: reported, .. } => usage = add(usage, reported),
                 }
-                ChatDelta::ToolCall(call) => {
-                    tracing::warn!(tool = %call.name, "the model called a tool, but this agent offers none; ignored");
-                }
-                ChatDelta::Done { usage: reported, .. } => usage = reported,
             }
-        }
-        if let Some(rest) = splitter.finish() {
-            let _ = sentences_tx.send(rest);
+            if let Some(rest) = splitter.finish() {
+                let _ = sentences_tx.send(rest);
+            }
+            if calls.is_empty() {
+                break;
+            }
+            if round == MAX_TOOL_ROUNDS {
+                tracing::warn!("the model kept calling functions; its answer ends here");
+                break;
+            }
+            let (messages, end_call) = run_tools(&mouth.lead, calls);
+            request.messages.extend(messages.iter().cloned());
+            report(Progress::Tools { messages, end_call });
         }
         Ok((text, usage))
     };
@@ -156,6 +174,34 @@ async fn answer(mouth: &Mouth, request: ChatRequest, report: &impl Fn(Progress))
         (Ok((text, usage)), Ok(())) => report(Progress::Done { text, usage }),
         (Err(error), _) => report(Progress::Failed { stage: Stage::Llm, error }),
         (_, Err(error)) => report(Progress::Failed { stage: Stage::Tts, error }),
+    }
+}
+
+/// Runs the model's calls: returns the assistant message that made them, then one result per
+/// call, and whether one of them ends the call.
+fn run_tools(lead: &Mutex<LeadSheet>, calls: Vec<ToolCall>) -> (Vec<ChatMessage>, bool) {
+    let mut sheet = lead.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut end_call = false;
+    let mut results = Vec::with_capacity(calls.len());
+    for call in &calls {
+        let outcome = sheet.call(call);
+        tracing::info!(tool = %call.name, result = %outcome.result, "the model called a function");
+        end_call |= outcome.end_call;
+        results.push(ChatMessage::tool(&call.id, outcome.result));
+    }
+    let mut messages = vec![ChatMessage { tool_calls: calls, ..ChatMessage::assistant("") }];
+    messages.extend(results);
+    (messages, end_call)
+}
+
+fn add(total: Option<Usage>, more: Option<Usage>) -> Option<Usage> {
+    match (total, more) {
+        (Some(a), Some(b)) => Some(Usage {
+            prompt_tokens: a.prompt_tokens + b.prompt_tokens,
+            completion_tokens: a.completion_tokens + b.completion_tokens,
+            total_tokens: a.total_tokens + b.total_tokens,
+        }),
+        (a, b) => a.or(b),
     }
 }
 

@@ -1,24 +1,27 @@
 //! The voice agent as a worker session: joins the conversation to the room with the providers
 //! of the call's profile.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::conversation::{Conversation, Setup};
+use super::conversation::{CallSummary, Conversation, Setup};
 use super::providers::for_profile;
+use super::record::{CallRecord, LatencySummary, RECORD_VERSION, timestamp};
 use super::reply::Mouth;
 use super::speakable::speakable;
 use super::state;
+use super::tools::LeadSheet;
 use super::turn::{TurnConfig, TurnDetector};
 use crate::audio::AudioFrame;
 use crate::config::ProviderSettings;
 use crate::profiles::AgentProfile;
 use crate::providers::tts::{SpeechRequest, TextToSpeech};
-use crate::worker::{AgentSession, JobContext};
+use crate::records::Outbox;
+use crate::worker::{AgentSession, CallChoice, JobContext};
 
 /// The name of the agent's audio track in the room.
 const TRACK_NAME: &str = "agent-voice";
@@ -30,20 +33,26 @@ pub struct PipelineSession {
     providers: ProviderSettings,
     /// Shared by every call, so connections to providers are reused across calls.
     http: reqwest::Client,
+    /// Where each call's record goes when it ends.
+    outbox: Outbox,
 }
 
 impl PipelineSession {
-    pub fn new(providers: ProviderSettings, http: reqwest::Client) -> Self {
-        Self { providers, http }
+    pub fn new(providers: ProviderSettings, http: reqwest::Client, outbox: Outbox) -> Self {
+        Self { providers, http, outbox }
     }
 }
 
 impl AgentSession for PipelineSession {
     fn run(&self, context: JobContext) -> BoxFuture<'static, Result<(), String>> {
         let providers = for_profile(&self.providers, &context.profile, &self.http);
+        let outbox = self.outbox.clone();
         Box::pin(async move {
             let JobContext { room, events, profile, choice, stop, job } = context;
+            let started_ms = chrono::Utc::now().timestamp_millis();
             let providers = providers?;
+            let chosen = choice.clone();
+            let room_name = room.name().to_owned();
             let (state, publishing) = state::publisher(room.clone());
             let track =
                 room.publish_audio(TRACK_NAME).await.map_err(|e| format!("cannot publish the agent's audio: {e}"))?;
@@ -59,7 +68,9 @@ impl AgentSession for PipelineSession {
             let (apology_tx, apology_rx) = oneshot::channel();
             let rehearsal =
                 tokio::spawn(rehearse(providers.tts.clone(), voice.clone(), profile.apology.clone(), apology_tx));
-            let mouth = Mouth { llm: providers.llm, tts: providers.tts, voice, track: Arc::new(track) };
+            let lead = Arc::new(Mutex::new(LeadSheet::new(profile.lead_fields.clone())));
+            let mouth =
+                Mouth { llm: providers.llm, tts: providers.tts, voice, track: Arc::new(track), lead: lead.clone() };
             let setup = Setup {
                 room,
                 mouth,
@@ -78,9 +89,71 @@ impl AgentSession for PipelineSession {
             let summary = Conversation::new(setup, apology_rx).run(events, stop).await;
             rehearsal.abort();
             let _ = publishing.await;
-            tracing::info!(job = %job.id, turns = summary.turns.len(), messages = summary.history.len(), "call ended");
+            let lead = lead.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let call = Call { id: &job.id, room: &room_name, profile: &profile, choice: &chosen, started_ms };
+            let record = call.record(summary, &lead);
+            tracing::info!(
+                job = %job.id,
+                reason = ?record.end_reason,
+                turns = record.turns.len(),
+                lead_fields = record.lead.len(),
+                "call ended"
+            );
+            keep(&outbox, &record).await;
             Ok(())
         })
+    }
+}
+
+/// What is known of a call from its start.
+struct Call<'a> {
+    id: &'a str,
+    room: &'a str,
+    profile: &'a AgentProfile,
+    choice: &'a CallChoice,
+    started_ms: i64,
+}
+
+impl Call<'_> {
+    fn record(&self, summary: CallSummary, lead: &LeadSheet) -> CallRecord {
+        let ended_ms = chrono::Utc::now().timestamp_millis();
+        CallRecord {
+            record_version: RECORD_VERSION,
+            call_id: self.id.to_owned(),
+            room: self.room.to_owned(),
+            agent_id: self.profile.id.clone(),
+            language: self.choice.language.clone(),
+            voice: self.choice.voice.clone(),
+            started_at: timestamp(self.started_ms),
+            ended_at: timestamp(ended_ms),
+            duration_seconds: (ended_ms - self.started_ms).max(0) as f64 / 1000.0,
+            caller: summary.caller,
+            end_reason: summary.end_reason,
+            transcript: summary.transcript,
+            lead: lead.captured().clone(),
+            lead_missing: lead.missing(),
+            latency: LatencySummary::of(&summary.turns),
+            turns: summary.turns,
+        }
+    }
+}
+
+/// Hands the record to the outbox, which has it on disk before this returns. Should even that
+/// fail (a full disk), the record goes to the log whole, the last place it can be kept.
+async fn keep(outbox: &Outbox, record: &CallRecord) {
+    let body = match serde_json::to_vec(record) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(call = %record.call_id, "cannot encode the call record: {e}; record: {record:?}");
+            return;
+        }
+    };
+    if let Err(e) = outbox.submit(&record.call_id, body.clone()).await {
+        tracing::error!(
+            call = %record.call_id,
+            record = %String::from_utf8_lossy(&body),
+            "cannot keep the call record in the spool: {e}"
+        );
     }
 }
 

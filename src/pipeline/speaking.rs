@@ -11,6 +11,7 @@ use super::playout::Playout;
 use super::reply::{Progress, Stage};
 use crate::livekit::data::{AgentTranscript, new_segment_id, new_stream_id};
 use crate::livekit::room::LocalAudioTrack;
+use crate::providers::llm::ChatMessage;
 
 /// Why the agent speaks; only answers have turn figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,13 @@ pub struct Ended {
     pub metrics: Option<TurnMetrics>,
     /// The final transcript packets (the words not yet shown and the trailer).
     pub packets: Vec<DataPacket>,
+    /// The functions the model called and their results, for the history.
+    pub tools: Vec<ChatMessage>,
+    /// The model asked to end the call.
+    pub end_call: bool,
+    pub interrupted: bool,
+    /// When its first words were queued (Unix ms); None if nothing was.
+    pub spoke_at_ms: Option<i64>,
 }
 
 pub struct Speaking {
@@ -56,6 +64,9 @@ pub struct Speaking {
     failed: Option<Stage>,
     clock: Option<TurnClock>,
     metrics: TurnMetrics,
+    tools: Vec<ChatMessage>,
+    end_call: bool,
+    spoke_at_ms: Option<i64>,
 }
 
 impl Speaking {
@@ -78,6 +89,9 @@ impl Speaking {
             failed: None,
             clock,
             metrics,
+            tools: Vec::new(),
+            end_call: false,
+            spoke_at_ms: None,
         }
     }
 
@@ -97,8 +111,13 @@ impl Speaking {
                     let (caption, header) =
                         AgentTranscript::open(&self.segment_id, track_id.as_deref(), now_ms, new_stream_id());
                     self.caption = Some(caption);
+                    self.spoke_at_ms = Some(now_ms);
                     return vec![header];
                 }
+            }
+            Progress::Tools { messages, end_call } => {
+                self.tools.extend(messages);
+                self.end_call |= end_call;
             }
             Progress::Done { text, usage } => {
                 if let Some(usage) = usage {
@@ -160,6 +179,16 @@ impl Speaking {
             _ => heard,
         };
         let metrics = self.clock.map(|_| TurnMetrics { interrupted, ..self.metrics.clone() });
-        Ended { purpose: self.purpose, said, failed: self.failed, metrics, packets }
+        Ended {
+            purpose: self.purpose,
+            said,
+            failed: self.failed,
+            metrics,
+            packets,
+            tools: self.tools,
+            end_call: self.end_call,
+            interrupted,
+            spoke_at_ms: self.spoke_at_ms,
+        }
     }
 }

@@ -9,7 +9,7 @@ use livekit_protocol as pb;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
-use super::session::{AgentSession, CallChoice, JobContext};
+use super::session::{AgentSession, CallChoice, EndReason, JobContext};
 use crate::livekit::room::{self, ConnectOptions, Participant, ParticipantKind, RoomEvent};
 use crate::profiles::{AgentProfile, ProfileStore};
 use crate::providers::tts::catalog;
@@ -93,7 +93,7 @@ pub async fn run(
     assignment: Assignment,
     profiles: Arc<ProfileStore>,
     session: Arc<dyn AgentSession>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<EndReason>>,
     running: impl FnOnce(),
 ) -> Result<(), String> {
     let Assignment { job, url, token } = assignment;
@@ -163,7 +163,7 @@ async fn relay(
     early: Vec<RoomEvent>,
     mut events: mpsc::UnboundedReceiver<RoomEvent>,
     to_session: mpsc::UnboundedSender<RoomEvent>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<EndReason>>,
 ) {
     let mut people = HashSet::new();
     for event in early {
@@ -184,7 +184,7 @@ async fn relay(
             }
             () = &mut grace, if people.is_empty() && !gave_up => {
                 tracing::info!("no caller in the room; ending the call");
-                stop.send_replace(true);
+                stop.send_replace(Some(EndReason::CallerLeft));
                 gave_up = true;
             }
         }
@@ -196,7 +196,7 @@ fn pass(
     event: RoomEvent,
     people: &mut HashSet<String>,
     to_session: &mpsc::UnboundedSender<RoomEvent>,
-    stop: &watch::Sender<bool>,
+    stop: &watch::Sender<Option<EndReason>>,
 ) -> bool {
     match &event {
         RoomEvent::ParticipantConnected(p) if p.kind != ParticipantKind::Agent => {
@@ -206,7 +206,7 @@ fn pass(
             if people.remove(&participant.sid) && people.is_empty() =>
         {
             tracing::info!(caller = %participant.identity, "the caller left; ending the call");
-            stop.send_replace(true);
+            stop.send_replace(Some(EndReason::CallerLeft));
         }
         _ => {}
     }

@@ -31,7 +31,7 @@ use crate::profiles::ProfileStore;
 use connection::AgentSocket;
 pub use health::{SharedSnapshot, serve as serve_health};
 pub use load::{process_cpu_time, resident_kib};
-pub use session::{AgentSession, CallChoice, JobContext, LoopbackSession};
+pub use session::{AgentSession, CallChoice, EndReason, JobContext, LoopbackSession};
 use state::WorkerState;
 pub use state::{Limits, Snapshot};
 
@@ -110,7 +110,7 @@ struct Runner {
     outbox: VecDeque<worker_message::Message>,
     jobs: JoinSet<Result<(), String>>,
     job_ids: HashMap<tokio::task::Id, String>,
-    stops: HashMap<String, watch::Sender<bool>>,
+    stops: HashMap<String, watch::Sender<Option<EndReason>>>,
     preparing: JoinSet<()>,
     notes_tx: mpsc::UnboundedSender<Note>,
 }
@@ -175,7 +175,7 @@ impl Runner {
                 () = sleep_until(stop_at) => {
                     tracing::warn!(jobs = self.jobs.len(), "the drain timeout passed; ending the remaining calls");
                     for stop in self.stops.values() {
-                        stop.send_replace(true);
+                        stop.send_replace(Some(EndReason::WorkerShutdown));
                     }
                     stop_at = None;
                     cut_at = Some(Instant::now() + STOP_GRACE);
@@ -245,7 +245,7 @@ impl Runner {
             server_message::Message::Termination(termination) => {
                 tracing::info!(job = %termination.job_id, "LiveKit ended the job");
                 if let Some(stop) = self.stops.get(&termination.job_id) {
-                    stop.send_replace(true);
+                    stop.send_replace(Some(EndReason::JobTerminated));
                 }
             }
             server_message::Message::GoAway(_) => self.disconnect("LiveKit asked the worker to move").await,
@@ -296,7 +296,7 @@ impl Runner {
         }
         let url =
             assignment.url.filter(|url| !url.is_empty()).unwrap_or_else(|| self.worker.config.livekit_url.clone());
-        let (stop, _) = watch::channel(false);
+        let (stop, _) = watch::channel(None);
         self.stops.insert(job.id.clone(), stop.clone());
         let notes = self.notes_tx.clone();
         let job_id = job.id.clone();

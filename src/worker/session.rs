@@ -20,6 +20,22 @@ pub struct CallChoice {
     pub voice: String,
 }
 
+/// Why a call ended, as the call record tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The last person in the room left (or nobody came).
+    CallerLeft,
+    /// LiveKit terminated the job (the room was closed, or someone asked).
+    JobTerminated,
+    /// The worker shut down and its drain time ran out.
+    WorkerShutdown,
+    /// The agent said goodbye and hung up.
+    AgentEnded,
+    /// The connection to the room ended.
+    RoomClosed,
+}
+
 /// Everything a session needs for one call.
 pub struct JobContext {
     pub job: pb::Job,
@@ -27,9 +43,9 @@ pub struct JobContext {
     pub events: mpsc::UnboundedReceiver<RoomEvent>,
     pub profile: Arc<AgentProfile>,
     pub choice: CallChoice,
-    /// Becomes true when the call must end: the caller left, the job was terminated, or the
+    /// Says why, once the call must end: the caller left, the job was terminated, or the
     /// worker's drain ran out.
-    pub stop: watch::Receiver<bool>,
+    pub stop: watch::Receiver<Option<EndReason>>,
 }
 
 pub trait AgentSession: Send + Sync + 'static {
@@ -50,7 +66,7 @@ impl AgentSession for LoopbackSession {
                 tracing::warn!("cannot publish the agent state: {e}");
             }
             let stopped = async move {
-                let _ = stop.wait_for(|stop| *stop).await;
+                let _ = stop.wait_for(Option::is_some).await;
             };
             loopback::run(room, events, stopped).await.map(|_| ()).map_err(|e| e.to_string())
         })

@@ -16,8 +16,10 @@ use voice_agent::livekit::data::{ATTR_SEGMENT_ID, ATTR_TRANSCRIPTION_FINAL, TOPI
 use voice_agent::livekit::room::{self, ConnectOptions, LocalAudioTrack, ParticipantKind, Room, RoomEvent};
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
+use voice_agent::records::{Outbox, OutboxConfig};
 
 use super::livekit::{LOOPBACK, dev_server};
+use super::mocks::n8n_leads::MockLeads;
 use super::mocks::openai::{Flavour, MockOpenAi};
 use super::mocks::sarvam::MockSarvam;
 use super::worker::{self, RunningWorker};
@@ -30,7 +32,16 @@ pub struct Stage {
     pub server: DevServer,
     pub sarvam: MockSarvam,
     pub llm: MockOpenAi,
+    /// n8n's lead-capture webhook, where call records go.
+    pub leads: MockLeads,
     pub worker: RunningWorker,
+    _spool: tempfile::TempDir,
+}
+
+/// A call record as n8n received it.
+pub struct DeliveredRecord {
+    pub body: serde_json::Value,
+    pub idempotency_key: Option<String>,
 }
 
 impl Stage {
@@ -51,10 +62,24 @@ impl Stage {
             openai_api_key: None,
             openai_base_url: Url::parse("http://127.0.0.1:9/v1").expect("valid"),
         };
-        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new()));
+        let leads = MockLeads::start([]).await;
+        let spool = tempfile::tempdir().expect("a spool directory");
+        let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
+        let outbox = Outbox::start(outbox, reqwest::Client::new()).await.expect("the outbox opens");
+        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox));
         let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
         worker.registered().await;
-        Self { server, sarvam, llm, worker }
+        Self { server, sarvam, llm, leads, worker, _spool: spool }
+    }
+
+    /// The first call record n8n received, waiting up to `limit` for it.
+    pub async fn call_record(&self, limit: Duration) -> DeliveredRecord {
+        let received = self.leads.until(1, limit).await;
+        let first = &received[0];
+        DeliveredRecord {
+            body: serde_json::from_slice(&first.body).expect("the call record is JSON"),
+            idempotency_key: first.header("idempotency-key").map(str::to_owned),
+        }
     }
 
     /// A caller joining `room`; `metadata` is their participant metadata (the agent choice).
@@ -94,6 +119,8 @@ pub struct Heard {
     /// Every value of the agent's `lk.agent.state`, in order.
     pub states: Vec<String>,
     pub agent_identity: Option<String>,
+    /// When the agent left the room, if it did.
+    pub agent_left: Option<Instant>,
 }
 
 pub struct Caller {
@@ -197,6 +224,9 @@ async fn record(mut events: mpsc::UnboundedReceiver<RoomEvent>, heard: Arc<Mutex
                 if let Some(state) = changed.get("lk.agent.state") {
                     heard_now.states.push(state.clone());
                 }
+            }
+            RoomEvent::ParticipantDisconnected { participant, .. } if participant.kind == ParticipantKind::Agent => {
+                heard_now.agent_left = Some(Instant::now());
             }
             RoomEvent::TrackSubscribed { mut track } => {
                 let heard = heard.clone();

@@ -59,6 +59,11 @@ impl ChatMessage {
         Self::new(Role::Assistant, text.into())
     }
 
+    /// The result of the call `call_id`.
+    pub fn tool(call_id: &str, result: impl Into<String>) -> Self {
+        Self { tool_call_id: Some(call_id.to_owned()), ..Self::new(Role::Tool, result.into()) }
+    }
+
     fn new(role: Role, content: String) -> Self {
         Self { role, content, tool_calls: Vec::new(), tool_call_id: None }
     }
