@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use reqwest::RequestBuilder;
 use reqwest::header::HeaderValue;
 use url::Url;
 
-use super::{ProviderError, retry_after};
+use super::{ProviderError, RetryPolicy, retry_after};
 use crate::config::Secret;
 
 /// `path` below the provider's base URL, keeping the base's own path (Groq's `/openai/v1`).
@@ -46,6 +47,36 @@ pub(super) async fn body(
         return Ok(body);
     }
     Err(ProviderError::from_status(provider, status.as_u16(), after, &String::from_utf8_lossy(&body), key))
+}
+
+/// Where and how one of Sarvam's REST endpoints is asked.
+pub(super) struct SarvamPost<'a> {
+    pub http: &'a reqwest::Client,
+    pub retry: &'a RetryPolicy,
+    pub base_url: &'a Url,
+    pub path: &'a str,
+    pub key: &'a Secret,
+    pub timeout: Duration,
+}
+
+impl SarvamPost<'_> {
+    /// POSTs with the subscription key, retried by the policy; `payload` adds the body afresh
+    /// for every try, since a sent multipart form is consumed. Returns the body of the 2xx.
+    pub(super) async fn send(
+        &self,
+        payload: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Bytes, ProviderError> {
+        const PROVIDER: &str = "sarvam";
+        let url = endpoint(PROVIDER, self.base_url, self.path)?;
+        let key_value = key_header(PROVIDER, self.key)?;
+        self.retry
+            .run(|| async {
+                let request = self.http.post(url.clone()).header("api-subscription-key", key_value.clone());
+                let sent = payload(request).timeout(self.timeout).send().await;
+                body(PROVIDER, sent, self.key, self.timeout).await
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{PROVIDER, SAMPLE_RATE, SpeechToText, SttConfig, Tail, Transcript, Utterance};
 use crate::providers::ProviderError;
-use crate::providers::http::{body, endpoint, key_header};
+use crate::providers::http::SarvamPost;
 use crate::providers::tts::wav;
 
 pub(super) struct SarvamRest {
@@ -71,27 +71,19 @@ impl Utterance for RestUtterance {
 
 impl Client {
     async fn transcribe(&self, language: &str, file: &[u8]) -> Result<Answer, ProviderError> {
-        let url = endpoint(PROVIDER, &self.config.base_url, "speech-to-text")?;
-        let (key, timeout) = (&self.config.api_key, self.config.timeout);
-        let key_value = key_header(PROVIDER, key)?;
-        self.config
-            .retry
-            .run(|| async {
-                let sent = self
-                    .http
-                    .post(url.clone())
-                    .header("api-subscription-key", key_value.clone())
-                    .multipart(self.form(language, file))
-                    .timeout(timeout)
-                    .send()
-                    .await;
-                let body = body(PROVIDER, sent, key, timeout).await?;
-                serde_json::from_slice(&body).map_err(|e| ProviderError::Protocol {
-                    provider: PROVIDER,
-                    message: format!("the transcription answer: {e}"),
-                })
-            })
-            .await
+        let post = SarvamPost {
+            http: &self.http,
+            retry: &self.config.retry,
+            base_url: &self.config.base_url,
+            path: "speech-to-text",
+            key: &self.config.api_key,
+            timeout: self.config.timeout,
+        };
+        let body = post.send(|request| request.multipart(self.form(language, file))).await?;
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Protocol {
+            provider: PROVIDER,
+            message: format!("the transcription answer: {e}"),
+        })
     }
 
     /// A fresh form per try: a sent form is consumed.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::{PROVIDER, SpeechRequest, TextToSpeech, TtsConfig, is_v2, text, wav};
 use crate::audio::AudioFrame;
 use crate::providers::ProviderError;
-use crate::providers::http::{body, endpoint, key_header};
+use crate::providers::http::SarvamPost;
 
 pub(super) struct SarvamRest {
     client: Arc<Client>,
@@ -79,24 +79,16 @@ async fn next(mut pending: Pending) -> Option<(Result<AudioFrame, ProviderError>
 
 impl Client {
     async fn synthesize(&self, request: &SpeechRequest, text: &str) -> Result<Vec<AudioFrame>, ProviderError> {
-        let url = endpoint(PROVIDER, &self.config.base_url, "text-to-speech")?;
         let payload = payload(request, text, self.config.sample_rate);
-        let (key, timeout) = (&self.config.api_key, self.config.timeout);
-        let key_value = key_header(PROVIDER, key)?;
-        self.config
-            .retry
-            .run(|| async {
-                let sent = self
-                    .http
-                    .post(url.clone())
-                    .header("api-subscription-key", key_value.clone())
-                    .json(&payload)
-                    .timeout(timeout)
-                    .send()
-                    .await;
-                decode(&body(PROVIDER, sent, key, timeout).await?)
-            })
-            .await
+        let post = SarvamPost {
+            http: &self.http,
+            retry: &self.config.retry,
+            base_url: &self.config.base_url,
+            path: "text-to-speech",
+            key: &self.config.api_key,
+            timeout: self.config.timeout,
+        };
+        decode(&post.send(|request| request.json(&payload)).await?)
     }
 }
 
