@@ -29,7 +29,7 @@ use crate::audio::AudioFrame;
 use crate::livekit::data::{new_segment_id, new_stream_id, user_transcript_packets};
 use crate::livekit::room::{ParticipantKind, RemoteAudioTrack, Room, RoomEvent};
 use crate::providers::ProviderError;
-use crate::providers::llm::{ChatMessage, ChatRequest, Role};
+use crate::providers::llm::{ChatMessage, ChatRequest, Role, ToolSpec};
 use crate::providers::stt::{SpeechToText, Transcript};
 use crate::worker::EndReason;
 
@@ -52,6 +52,8 @@ pub struct Setup {
     pub model: String,
     pub temperature: f32,
     pub max_tokens: u32,
+    /// The functions offered to the model; they depend on the profile alone.
+    pub tools: Vec<ToolSpec>,
     pub system_prompt: String,
     pub greeting: String,
     pub apology: String,
@@ -422,7 +424,7 @@ impl Conversation {
             messages: self.history.clone(),
             temperature: self.setup.temperature,
             max_tokens: self.setup.max_tokens,
-            tools: self.setup.mouth.lead.lock().unwrap_or_else(std::sync::PoisonError::into_inner).specs(),
+            tools: self.setup.tools.clone(),
         };
         let clock = TurnClock { last_speech, ended, stt: transcript.latency, asked: Instant::now() };
         self.set_state(AgentState::Thinking);

@@ -68,7 +68,9 @@ impl AgentSession for PipelineSession {
             let (apology_tx, apology_rx) = oneshot::channel();
             let rehearsal =
                 tokio::spawn(rehearse(providers.tts.clone(), voice.clone(), profile.apology.clone(), apology_tx));
-            let lead = Arc::new(Mutex::new(LeadSheet::new(profile.lead_fields.clone())));
+            let sheet = LeadSheet::new(profile.lead_fields.clone());
+            let tools = sheet.specs();
+            let lead = Arc::new(Mutex::new(sheet));
             let mouth =
                 Mouth { llm: providers.llm, tts: providers.tts, voice, track: Arc::new(track), lead: lead.clone() };
             let setup = Setup {
@@ -79,6 +81,7 @@ impl AgentSession for PipelineSession {
                 model: profile.llm.model.clone(),
                 temperature: profile.llm.temperature,
                 max_tokens: profile.llm.max_tokens,
+                tools,
                 system_prompt: profile.system_prompt.clone(),
                 greeting: profile.greeting.clone(),
                 apology: profile.apology.clone(),
