@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use mocks::openai::{Flavour, MockOpenAi};
 use mocks::sarvam::MockSarvam;
-use support::{Reaped, free_port};
+use support::{Reaped, WorkerCommand, registered, worker_command};
 use voice_agent::audio::AudioFrame;
 use voice_agent::livekit::room::{self, ConnectOptions, RoomEvent};
 
@@ -147,23 +147,12 @@ struct Turn {
 impl Worker {
     /// Starts `agent-worker start` against the mocks; returns once it is registered.
     async fn start(url: &str, sarvam: &MockSarvam, llm: &MockOpenAi) -> Self {
-        let health = free_port();
-        let spool = tempfile::tempdir().expect("a spool directory");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agent-worker"))
-            .arg("start")
-            .env("SPOOL_DIR", spool.path())
-            .env("LIVEKIT_URL", url)
-            .env("LIVEKIT_API_KEY", "devkey")
-            .env("LIVEKIT_API_SECRET", "secret")
+        let WorkerCommand { mut command, health, spool } = worker_command(url);
+        let mut child = command
             .env("SARVAM_API_KEY", "bench-sarvam")
             .env("SARVAM_BASE_URL", sarvam.base_url().as_str())
             .env("GROQ_API_KEY", "bench-groq")
             .env("GROQ_BASE_URL", llm.base_url().as_str())
-            .env("HEALTH_HOST", "127.0.0.1")
-            .env("HEALTH_PORT", health.to_string())
-            .env("PROFILES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/profiles"))
-            .env("MAX_JOBS", "200")
-            .env("LOAD_THRESHOLD", "1")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn,voice_agent::pipeline::metrics=info")
             .stdout(Stdio::piped())
@@ -187,10 +176,7 @@ impl Worker {
                 }
             }
         });
-        let health_url = format!("http://127.0.0.1:{health}/");
-        while !reqwest::get(&health_url).await.is_ok_and(|r| r.status().is_success()) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        registered(health).await;
         Self { child: Reaped(child), turns, _spool: spool }
     }
 

@@ -9,6 +9,7 @@
 //!
 //! Run: `cargo bench --bench room_load` (add `-- 1 10` to choose the counts).
 
+#[allow(dead_code, reason = "this benchmark runs no worker")]
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -7,11 +7,11 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
-use support::{Reaped, free_port};
+use support::{Reaped, WorkerCommand, registered, worker_command};
 use voice_agent::livekit::room::{self, ConnectOptions, ParticipantKind, Room, RoomEvent};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -77,34 +77,18 @@ struct Worker {
 impl Worker {
     /// Starts `agent-worker start` and returns once its health endpoint says it is registered.
     async fn start(url: &str) -> Self {
-        let health = free_port();
-        let spool = tempfile::tempdir().expect("a spool directory");
+        let WorkerCommand { mut command, health, spool } = worker_command(url);
         let child = Reaped(
-            Command::new(env!("CARGO_BIN_EXE_agent-worker"))
-                .arg("start")
-                .env("SPOOL_DIR", spool.path())
+            command
                 .env("SARVAM_API_KEY", "unused")
                 .env("GROQ_API_KEY", "unused")
-                .env("LIVEKIT_URL", url)
-                .env("LIVEKIT_API_KEY", "devkey")
-                .env("LIVEKIT_API_SECRET", "secret")
-                .env("HEALTH_HOST", "127.0.0.1")
-                .env("HEALTH_PORT", health.to_string())
-                .env("PROFILES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/profiles"))
-                .env("MAX_JOBS", "200")
-                .env("LOAD_THRESHOLD", "1")
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("the worker starts"),
         );
-        let health_url = format!("http://127.0.0.1:{health}/");
-        loop {
-            if reqwest::get(&health_url).await.is_ok_and(|r| r.status().is_success()) {
-                return Self { child, _spool: spool };
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        registered(health).await;
+        Self { child, _spool: spool }
     }
 
     fn resident_kib(&self) -> i64 {

@@ -31,6 +31,43 @@ pub async fn dev_server() -> (Reaped, String) {
     (server, format!("ws://127.0.0.1:{port}"))
 }
 
+/// `agent-worker start` as every benchmark runs it, not yet spawned.
+pub struct WorkerCommand {
+    pub command: Command,
+    pub health: u16,
+    /// Where its call records go; removed with the measurement.
+    pub spool: tempfile::TempDir,
+}
+
+/// The worker against `url`, taking as many calls as it is given, with health on a free port
+/// and a spool of its own; the caller adds providers and logging.
+pub fn worker_command(url: &str) -> WorkerCommand {
+    let health = free_port();
+    let spool = tempfile::tempdir().expect("a spool directory");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agent-worker"));
+    command
+        .arg("start")
+        .env("SPOOL_DIR", spool.path())
+        .env("LIVEKIT_URL", url)
+        .env("LIVEKIT_API_KEY", "devkey")
+        .env("LIVEKIT_API_SECRET", "secret")
+        .env("HEALTH_HOST", "127.0.0.1")
+        .env("HEALTH_PORT", health.to_string())
+        .env("PROFILES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/profiles"))
+        .env("MAX_JOBS", "200")
+        .env("LOAD_THRESHOLD", "1");
+    WorkerCommand { command, health, spool }
+}
+
+/// Returns once the worker's health endpoint says it is registered with LiveKit; polled every
+/// millisecond, since start-up itself is measured.
+pub async fn registered(health: u16) {
+    let health_url = format!("http://127.0.0.1:{health}/");
+    while !reqwest::get(&health_url).await.is_ok_and(|r| r.status().is_success()) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
