@@ -12,18 +12,6 @@ use support::mocks::openai::Reply;
 const GREETING: &str = "Hello! I'm Aria. How can I help you today?";
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// Seconds from the first to the last 20 ms frame of the fixture louder than −40 dBFS.
-fn speech_span(samples: &[i16], rate: u32) -> f64 {
-    let frame = rate as usize / 50;
-    let loud: Vec<usize> = samples
-        .chunks(frame)
-        .enumerate()
-        .filter(|(_, f)| (f.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / f.len() as f64).sqrt() > 300.0)
-        .map(|(i, _)| i)
-        .collect();
-    (loud.last().expect("speech") - loud.first().expect("speech") + 1) as f64 / 50.0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_is_greeted_heard_answered_and_both_sides_are_transcribed() {
     let stage = Stage::start().await;
@@ -40,7 +28,7 @@ async fn a_caller_is_greeted_heard_answered_and_both_sides_are_transcribed() {
 
     let utterances = stage.sarvam.stt_utterances();
     assert_eq!(utterances.len(), 1, "one turn, one utterance: {utterances:?}");
-    let spoken = speech_span(&speech.samples, speech.sample_rate);
+    let spoken = support::audio::speech_span(&speech);
     let sent = utterances[0].audio_seconds;
     assert!((sent - spoken).abs() <= spoken * 0.1, "speech-to-text got {sent:.2} s of the {spoken:.2} s spoken");
     assert_eq!(utterances[0].query.get("language-code").map(String::as_str), Some("en-IN"));

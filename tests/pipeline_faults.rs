@@ -63,19 +63,6 @@ async fn listening_after(caller: &Caller, n: usize) {
         .await;
 }
 
-/// Seconds from the first to the last 20 ms frame louder than −40 dBFS.
-fn speech_span(audio: &AudioFrame) -> f64 {
-    let frame = audio.sample_rate as usize / 50;
-    let loud: Vec<usize> = audio
-        .samples
-        .chunks(frame)
-        .enumerate()
-        .filter(|(_, f)| support::audio::rms(f) > 300.0)
-        .map(|(i, _)| i)
-        .collect();
-    (loud.last().expect("speech") - loud.first().expect("speech") + 1) as f64 / 50.0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_model_is_asked_again_after_its_retry_after_and_the_caller_gets_the_answer() {
     let stage = Stage::start().await;
@@ -259,7 +246,7 @@ async fn speech_to_text_failing_mid_utterance_is_retried_unnoticed_with_the_whol
     let utterances = stage.sarvam.stt_utterances();
     assert_eq!(utterances.len(), 1, "{utterances:?}");
     assert_eq!(utterances[0].connection, 2, "transcribed on a new connection");
-    let (sent, spoken) = (utterances[0].audio_seconds, speech_span(&speech));
+    let (sent, spoken) = (utterances[0].audio_seconds, support::audio::speech_span(&speech));
     assert!((sent - spoken).abs() <= spoken * 0.1, "the retry sent {sent:.2} s of the {spoken:.2} s spoken");
 }
 

@@ -6,13 +6,11 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use livekit_api::access_token::{AccessToken, VideoGrants};
-use livekit_protocol as pb;
 use serde_json::Value;
-use support::livekit::{LOOPBACK, dev_server};
+use support::livekit::{dev_server, join_as_caller};
 use tokio::process::{Child, Command};
 use voice_agent::devserver::DevServer;
-use voice_agent::livekit::room::{self, ConnectOptions, ParticipantKind, Room, RoomEvent};
+use voice_agent::livekit::room::{ParticipantKind, RoomEvent};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -75,19 +73,6 @@ impl WorkerProcess {
     }
 }
 
-async fn caller(server: &DevServer, room_name: &str) -> (Room, tokio::sync::mpsc::UnboundedReceiver<RoomEvent>) {
-    let grants = VideoGrants { room_join: true, room: room_name.into(), ..VideoGrants::default() };
-    let config = pb::RoomConfiguration { departure_timeout: 1, ..Default::default() };
-    let token = AccessToken::with_api_key("devkey", "secret")
-        .with_identity("caller")
-        .with_grants(grants)
-        .with_room_config(config)
-        .to_jwt()
-        .expect("signs");
-    let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
-    room::connect(&server.url(), &token, options).await.expect("the caller joins")
-}
-
 async fn agent_joins(events: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEvent>, within: Duration) -> bool {
     tokio::time::timeout(within, async {
         loop {
@@ -106,7 +91,7 @@ async fn agent_joins(events: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEvent
 async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
     let server = dev_server().await;
     let mut worker = start_worker(&server).await;
-    let (first, mut first_events) = caller(&server, "before-drain").await;
+    let (first, mut first_events) = join_as_caller(&server.url(), "before-drain").await;
     assert!(agent_joins(&mut first_events, LIMIT).await);
 
     worker.signal();
@@ -115,7 +100,7 @@ async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
         assert!(started.elapsed() < LIMIT, "the worker says it is draining");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_second, mut second_events) = caller(&server, "during-drain").await;
+    let (_second, mut second_events) = join_as_caller(&server.url(), "during-drain").await;
     assert!(!agent_joins(&mut second_events, Duration::from_secs(3)).await, "a draining worker takes no new call");
     let described = worker.describe().await;
     assert_eq!(described["jobCount"], 1, "the running call goes on: {described}");
@@ -129,7 +114,7 @@ async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
 async fn a_second_signal_exits_at_once() {
     let server = dev_server().await;
     let mut worker = start_worker(&server).await;
-    let (_caller, mut events) = caller(&server, "impatient").await;
+    let (_caller, mut events) = join_as_caller(&server.url(), "impatient").await;
     assert!(agent_joins(&mut events, LIMIT).await);
     worker.signal();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -7,10 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use livekit_api::access_token::{AccessToken, VideoGrants};
-use livekit_protocol as pb;
-use support::livekit::{LOOPBACK, dev_server, wait_for};
-use voice_agent::livekit::room::{self, ConnectOptions, ParticipantKind, RoomEvent};
+use support::livekit::{dev_server, join_as_caller, wait_for};
+use voice_agent::livekit::room::{ParticipantKind, RoomEvent};
 use voice_agent::worker::{LoopbackSession, resident_kib};
 
 const CALLS: usize = 200;
@@ -18,16 +16,7 @@ const WARM_UP: usize = 10;
 const LIMIT: Duration = Duration::from_secs(15);
 
 async fn one_call(url: &str, index: usize) {
-    let grants = VideoGrants { room_join: true, room: format!("call-{index}"), ..VideoGrants::default() };
-    let config = pb::RoomConfiguration { departure_timeout: 1, ..Default::default() };
-    let token = AccessToken::with_api_key("devkey", "secret")
-        .with_identity("caller")
-        .with_grants(grants)
-        .with_room_config(config)
-        .to_jwt()
-        .expect("signs");
-    let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
-    let (caller, mut events) = room::connect(url, &token, options).await.expect("the caller joins");
+    let (caller, mut events) = join_as_caller(url, &format!("call-{index}")).await;
     wait_for(&mut events, LIMIT, |e| {
         matches!(e, RoomEvent::ParticipantConnected(p) if p.kind == ParticipantKind::Agent).then_some(())
     })

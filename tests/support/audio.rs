@@ -61,6 +61,15 @@ pub fn rms(samples: &[i16]) -> f64 {
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
 }
 
+/// Seconds from the first to the last 20 ms frame louder than −40 dBFS: how much speech a clip
+/// holds, without the silence around it.
+pub fn speech_span(audio: &AudioFrame) -> f64 {
+    let frame = audio.sample_rate as usize / 50;
+    let loud: Vec<usize> =
+        audio.samples.chunks(frame).enumerate().filter(|(_, f)| rms(f) > 300.0).map(|(i, _)| i).collect();
+    (loud.last().expect("speech") - loud.first().expect("speech") + 1) as f64 / 50.0
+}
+
 /// The part of the speech fixture between `from` and `to` seconds.
 pub fn speech_clip(from: f64, to: f64) -> AudioFrame {
     let speech = speech();

@@ -46,6 +46,21 @@ pub async fn join(server: &DevServer, room: &str, identity: &str) -> (Room, mpsc
         .unwrap_or_else(|e| panic!("{identity} joins: {e}"))
 }
 
+/// A caller named `caller` in `room`, which the server closes a second after everyone has left,
+/// so the agent's job there ends promptly.
+pub async fn join_as_caller(url: &str, room: &str) -> (Room, mpsc::UnboundedReceiver<RoomEvent>) {
+    let grants = VideoGrants { room_join: true, room: room.into(), ..VideoGrants::default() };
+    let config = livekit_protocol::RoomConfiguration { departure_timeout: 1, ..Default::default() };
+    let token = AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
+        .with_identity("caller")
+        .with_grants(grants)
+        .with_room_config(config)
+        .to_jwt()
+        .expect("signs");
+    let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
+    room::connect(url, &token, options).await.expect("the caller joins")
+}
+
 /// The next event matching `wanted`, skipping others, within `limit`.
 pub async fn wait_for<T>(
     events: &mut mpsc::UnboundedReceiver<RoomEvent>,
