@@ -118,7 +118,9 @@ async fn the_agent_says_goodbye_then_leaves_and_the_record_says_so() {
     ]);
     let mut caller = stage.call("goodbye", "").await;
     caller.agent_said(1, LIMIT).await;
-    caller.say(&support::audio::speech()).await;
+    // One short phrase: a longer one with pauses could, on a stalled machine, end as two turns,
+    // and the second would rightly cancel the goodbye before it is spoken.
+    caller.say(&support::audio::speech_clip(0.9, 2.6)).await;
     caller.until("the agent to leave", LIMIT, |h| h.agent_left.is_some()).await;
     // The transcript's last packets travel on the data channel and may land after the leave.
     caller
