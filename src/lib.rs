@@ -12,6 +12,7 @@
 //! - [`pipeline`]: a call's conversation: turn-taking, STT → LLM → TTS, barge-in, transcripts.
 //! - [`devserver`]: a LiveKit-compatible server for tests and local development.
 
+pub mod agent;
 pub mod audio;
 pub mod config;
 pub mod devserver;

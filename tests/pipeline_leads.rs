@@ -32,7 +32,7 @@ async fn details_the_caller_gives_become_the_lead_in_the_call_record() {
     ]);
     let mut caller = stage.call("lead", REAL_ESTATE).await;
     let greeting = caller.agent_said(1, LIMIT).await;
-    caller.say(&support::audio::speech()).await;
+    caller.say(&support::audio::speech_clip(0.9, 4.6)).await;
     assert_eq!(caller.agent_said(2, LIMIT).await, answer, "the model's answer after the function ran is spoken");
 
     let asked = stage.llm.records();
@@ -90,7 +90,7 @@ async fn a_misheard_phone_number_goes_back_to_the_model_and_the_call_goes_on() {
     ]);
     let mut caller = stage.call("misheard", REAL_ESTATE).await;
     caller.agent_said(1, LIMIT).await;
-    caller.say(&support::audio::speech()).await;
+    caller.say(&support::audio::speech_clip(0.9, 4.6)).await;
     assert_eq!(caller.agent_said(2, LIMIT).await, answer);
 
     let asked = stage.llm.records();
@@ -149,8 +149,9 @@ async fn an_answer_the_caller_cut_off_is_marked_interrupted_in_the_record() {
     let mut caller = stage.call("cut-off", REAL_ESTATE).await;
     caller.agent_said(1, LIMIT).await;
     caller.say(&support::audio::speech_clip(0.9, 2.6)).await;
+    let greeting = caller.settled_speech_seconds(LIMIT).await;
     caller.until("the agent to speak", LIMIT, |h| h.states.last().is_some_and(|s| s == "speaking")).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    caller.until("a second of the answer", LIMIT, |h| h.agent_speech_seconds() > greeting + 1.5).await;
     caller.say(&support::audio::speech_clip(0.9, 2.6)).await;
     assert_eq!(caller.agent_said(3, LIMIT).await, "Prices start at ninety lakh.");
     caller.until("the agent to listen again", LIMIT, |h| h.states.last().is_some_and(|s| s == "listening")).await;

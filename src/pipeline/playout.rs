@@ -52,6 +52,20 @@ impl Playout {
         delta
     }
 
+    /// Sentences queued so far.
+    pub fn len(&self) -> usize {
+        self.sentences.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sentences.is_empty()
+    }
+
+    /// Where on the playout clock the last queued sentence ends.
+    pub fn end(&self) -> Duration {
+        self.sentences.last().map_or(Duration::ZERO, |last| last.end)
+    }
+
     /// Everything heard so far.
     pub fn heard(&self) -> &str {
         &self.heard

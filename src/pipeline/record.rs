@@ -59,11 +59,19 @@ pub struct Line {
     pub at: String,
     /// An agent answer the caller cut off: `text` is only the part that was played.
     pub interrupted: bool,
+    /// The caller typed these words (LiveKit chat) instead of saying them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub typed: bool,
 }
 
 impl Line {
     pub fn new(speaker: Speaker, text: &str, at_ms: i64, interrupted: bool) -> Self {
-        Self { speaker, text: text.trim().to_owned(), at: timestamp(at_ms), interrupted }
+        Self { speaker, text: text.trim().to_owned(), at: timestamp(at_ms), interrupted, typed: false }
+    }
+
+    /// Words the caller typed.
+    pub fn typed(text: &str, at_ms: i64) -> Self {
+        Self { typed: true, ..Self::new(Speaker::Caller, text, at_ms, false) }
     }
 }
 

@@ -101,6 +101,11 @@ pub struct TurnConfig {
     /// Default 1.5 s, a little under LiveKit's 2 s because here it only bounds noise that keeps an
     /// utterance open; a plain cough already resumes `min_silence` after it ends.
     pub false_interruption_timeout: Duration,
+    /// Silence after which the turn has likely ended, though `min_silence` has not passed yet:
+    /// long enough to be a pause, not a gap between syllables. The conversation asks for the
+    /// transcript then, so it can prepare the answer and judge from the words how long to wait.
+    /// `None` (the default here) never reports it.
+    pub likely_end: Option<Duration>,
 }
 
 impl Default for TurnConfig {
@@ -111,6 +116,7 @@ impl Default for TurnConfig {
             min_interrupt_speech: Duration::from_millis(500),
             pre_roll: Duration::from_millis(300),
             false_interruption_timeout: Duration::from_millis(1_500),
+            likely_end: None,
         }
     }
 }
@@ -130,6 +136,11 @@ pub enum TurnEvent {
     Interrupt,
     /// The pause was a false alarm; continue the agent's audio.
     ResumeAgent,
+    /// The user has been silent for `likely_end` in an utterance that would be a turn: it has
+    /// probably ended. Followed by `Continued` or by the utterance's end.
+    LikelyEnd,
+    /// Speech resumed after `LikelyEnd`; the utterance goes on.
+    Continued,
 }
 
 /// The turn-taking state machine of one call.
@@ -159,6 +170,11 @@ struct Utterance {
     interrupt_speech: Duration,
     last_speech: Instant,
     barge: Barge,
+    /// The silence that ends this utterance: `min_silence` unless [`TurnDetector::set_silence`]
+    /// changed it.
+    silence: Duration,
+    /// `LikelyEnd` was reported for the current silence.
+    likely: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +215,14 @@ impl TurnDetector {
         self.utterance.is_some()
     }
 
+    /// Changes the silence that ends the open utterance (at least one frame), for instance once
+    /// its words show the caller is mid-sentence. Speech resuming restores `min_silence`.
+    pub fn set_silence(&mut self, silence: Duration) {
+        if let Some(utterance) = &mut self.utterance {
+            utterance.silence = silence.max(FRAME_DURATION);
+        }
+    }
+
     /// Takes the next frame, which arrived at `now`. `agent_speaking` says whether a reply of the
     /// agent is under way: from its first queued audio until its last has played, including the
     /// gaps while the next sentence is synthesised and any pause from `PauseAgent`. Reporting
@@ -218,6 +242,7 @@ impl TurnDetector {
             self.onset = None;
         }
         self.settle_overlap(now, &mut events);
+        self.notice_likely_end(silent_until, &mut events);
         events
     }
 
@@ -229,6 +254,18 @@ impl TurnDetector {
         let mut events = Vec::new();
         self.expire(now, now, &mut events);
         self.settle_overlap(now, &mut events);
+        self.notice_likely_end(now, &mut events);
+        events
+    }
+
+    /// Ends the open utterance now, as `min_silence` would have: the caller muted their
+    /// microphone, so no more speech can come.
+    pub fn end_now(&mut self, now: Instant, agent_speaking: bool) -> Vec<TurnEvent> {
+        self.advance(now);
+        self.agent_speaking = agent_speaking;
+        self.onset = None;
+        let mut events = Vec::new();
+        self.end_utterance(&mut events);
         events
     }
 
@@ -236,7 +273,17 @@ impl TurnDetector {
     /// nothing is pending.
     pub fn next_deadline(&self) -> Option<Instant> {
         let utterance = self.utterance.as_ref()?;
-        let end = utterance.last_speech.checked_add(self.config.min_silence);
+        let end = utterance.last_speech.checked_add(utterance.silence);
+        let likely = match self.config.likely_end {
+            Some(after) if !utterance.likely && after < utterance.silence && self.would_be_turn(utterance) => {
+                utterance.last_speech.checked_add(after)
+            }
+            _ => None,
+        };
+        let end = match (end, likely) {
+            (Some(end), Some(likely)) => Some(end.min(likely)),
+            (end, likely) => end.or(likely),
+        };
         let resume = match utterance.barge {
             Barge::Paused { since } => since.checked_add(self.config.false_interruption_timeout),
             _ => None,
@@ -245,6 +292,11 @@ impl TurnDetector {
             (Some(end), Some(resume)) => Some(end.min(resume)),
             (end, resume) => end.or(resume),
         }
+    }
+
+    /// Whether the utterance, ending now, would be a user turn.
+    fn would_be_turn(&self, utterance: &Utterance) -> bool {
+        utterance.barge == Barge::Interrupted || (!self.agent_speaking && utterance.speech >= self.config.min_speech)
     }
 
     fn advance(&mut self, now: Instant) -> Instant {
@@ -275,8 +327,23 @@ impl TurnDetector {
             utterance.interrupt_speech = Duration::ZERO;
             events.push(TurnEvent::ResumeAgent);
         }
-        if silent_until.saturating_duration_since(utterance.last_speech) >= config.min_silence {
+        if silent_until.saturating_duration_since(utterance.last_speech) >= utterance.silence {
             self.end_utterance(events);
+        }
+    }
+
+    /// Reports a likely end once the silence has lasted `likely_end` in an utterance that would
+    /// be a turn; run after the agent's state was applied, which may make it one.
+    fn notice_likely_end(&mut self, silent_until: Instant, events: &mut Vec<TurnEvent>) {
+        let Some(after) = self.config.likely_end else { return };
+        let Some(utterance) = &self.utterance else { return };
+        let silent = silent_until.saturating_duration_since(utterance.last_speech);
+        if utterance.likely || silent < after || !self.would_be_turn(utterance) {
+            return;
+        }
+        if let Some(utterance) = &mut self.utterance {
+            utterance.likely = true;
+            events.push(TurnEvent::LikelyEnd);
         }
     }
 
@@ -285,6 +352,10 @@ impl TurnDetector {
             utterance.speech = utterance.speech.saturating_add(FRAME_DURATION);
             utterance.interrupt_speech = utterance.interrupt_speech.saturating_add(FRAME_DURATION);
             utterance.last_speech = now;
+            utterance.silence = self.config.min_silence;
+            if std::mem::take(&mut utterance.likely) {
+                events.push(TurnEvent::Continued);
+            }
             return;
         }
         let onset = self.onset.get_or_insert(Onset { speech: Duration::ZERO, last_speech: now });
@@ -295,7 +366,14 @@ impl TurnDetector {
         }
         let speech = onset.speech;
         self.onset = None;
-        self.utterance = Some(Utterance { speech, interrupt_speech: speech, last_speech: now, barge: Barge::Clear });
+        self.utterance = Some(Utterance {
+            speech,
+            interrupt_speech: speech,
+            last_speech: now,
+            barge: Barge::Clear,
+            silence: self.config.min_silence,
+            likely: false,
+        });
         events.push(TurnEvent::SpeechStarted { pre_roll: self.recent.iter().copied().collect() });
     }
 
@@ -717,6 +795,7 @@ mod tests {
             min_interrupt_speech: Duration::ZERO,
             pre_roll: Duration::ZERO,
             false_interruption_timeout: Duration::ZERO,
+            likely_end: None,
         };
         let mut line = Timeline::new(zero);
         assert_eq!(line.detector.config().min_silence, FRAME_DURATION);
@@ -732,12 +811,72 @@ mod tests {
             min_interrupt_speech: Duration::MAX,
             pre_roll: Duration::MAX,
             false_interruption_timeout: Duration::MAX,
+            likely_end: None,
         };
         let mut line = Timeline::new(huge);
         line.agent_speaking = true;
         assert_eq!(kinds(&line.speech(1_000)), [started(), PauseAgent]);
         assert_eq!(line.detector.next_deadline(), None);
         assert!(line.silence(1_000).is_empty());
+    }
+
+    fn with_likely_end() -> Timeline {
+        Timeline::new(TurnConfig { likely_end: Some(ms(200)), ..TurnConfig::default() })
+    }
+
+    #[test]
+    fn a_likely_end_comes_after_a_short_silence_then_the_turn_ends() {
+        let mut line = with_likely_end();
+        let mut log = line.speech(600);
+        log.extend(line.silence(1_000));
+        assert_eq!(kinds(&log), [started(), LikelyEnd, UserTurnEnded { speech: ms(600) }]);
+        assert_eq!(log[1].0, ms(600 + 200));
+        assert_eq!(log[2].0, ms(600 + 500));
+    }
+
+    #[test]
+    fn speech_after_a_likely_end_continues_the_utterance_and_restores_min_silence() {
+        let mut line = with_likely_end();
+        let mut log = line.speech(400);
+        log.extend(line.silence(300));
+        line.detector.set_silence(ms(1_500));
+        log.extend(line.silence(600));
+        assert_eq!(kinds(&log), [started(), LikelyEnd], "the longer silence keeps the utterance open");
+        let mut log = line.speech(200);
+        log.extend(line.silence(480));
+        assert_eq!(kinds(&log), [Continued, LikelyEnd]);
+        let log = line.silence(20);
+        assert_eq!(kinds(&log), [UserTurnEnded { speech: ms(600) }]);
+    }
+
+    #[test]
+    fn a_shorter_silence_set_after_the_likely_end_ends_the_turn_sooner() {
+        let mut line = with_likely_end();
+        line.speech(400);
+        line.silence(200);
+        line.detector.set_silence(ms(300));
+        assert_eq!(line.detector.next_deadline(), Some(line.now - ms(200) + ms(300)));
+        let log = line.silence(100);
+        assert_eq!(kinds(&log), [UserTurnEnded { speech: ms(400) }]);
+    }
+
+    #[test]
+    fn backchannels_under_the_agent_never_look_like_a_likely_end() {
+        let mut line = with_likely_end();
+        line.agent_speaking = true;
+        let mut log = line.speech(300);
+        log.extend(line.silence(1_000));
+        assert_eq!(kinds(&log), [started(), PauseAgent, ResumeAgent, Discarded]);
+    }
+
+    #[test]
+    fn the_likely_end_is_a_deadline_when_frames_stop() {
+        let mut line = with_likely_end();
+        line.speech(400);
+        let last = line.now;
+        assert_eq!(line.detector.next_deadline(), Some(last + ms(200)));
+        assert_eq!(line.detector.on_tick(last + ms(200), false), [LikelyEnd]);
+        assert_eq!(line.detector.next_deadline(), Some(last + ms(500)));
     }
 
     /// Random frames, agent states and clock jumps (including backwards) must keep the documented
@@ -753,8 +892,8 @@ mod tests {
         };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            let mut line = Timeline::default();
-            let (mut open, mut paused, mut interrupted) = (false, false, false);
+            let mut line = Timeline::new(TurnConfig { likely_end: Some(ms(200)), ..TurnConfig::default() });
+            let (mut open, mut paused, mut interrupted, mut likely) = (false, false, false, false);
             for _ in 0..2_000 {
                 match random(100) {
                     0 => line.now += ms(random(3_000)),
@@ -790,13 +929,23 @@ mod tests {
                         UserTurnEnded { .. } | Discarded => {
                             assert!(open && !paused);
                             assert!(!interrupted || matches!(event, UserTurnEnded { .. }));
-                            (open, interrupted) = (false, false);
+                            (open, interrupted, likely) = (false, false, false);
+                        }
+                        LikelyEnd => {
+                            assert!(open && !likely);
+                            likely = true;
+                        }
+                        Continued => {
+                            assert!(open && likely);
+                            likely = false;
                         }
                     }
                 }
                 assert_eq!(line.detector.in_utterance(), open);
+                let clock = line.detector.clock.expect("time was given");
+                assert!(line.detector.next_deadline().is_none_or(|deadline| deadline > clock), "a deadline already past");
             }
         }
-        assert_eq!(seen.len(), 6, "every kind of event occurred");
+        assert_eq!(seen.len(), 8, "every kind of event occurred");
     }
 }

@@ -34,6 +34,12 @@ pub enum EndReason {
     AgentEnded,
     /// The connection to the room ended.
     RoomClosed,
+    /// The call reached the profile's time limit; the agent said goodbye.
+    MaxDuration,
+    /// Nobody spoke for the profile's silence limit.
+    Silence,
+    /// The caller neither published a microphone nor typed.
+    NoAudio,
 }
 
 /// Everything a session needs for one call.

@@ -51,6 +51,10 @@ impl Stage {
 
     /// A stage whose worker offers the agents of `profiles` (see [`worker::profiles_in`]).
     pub async fn start_with_profiles(profiles: Arc<ProfileStore>) -> Self {
+        // `RUST_LOG=voice_agent=debug cargo test ...` shows the worker's logs of a failing test.
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let server = dev_server().await;
         let sarvam = MockSarvam::start(SARVAM_KEY).await;
         let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
@@ -82,8 +86,16 @@ impl Stage {
         }
     }
 
-    /// A caller joining `room`; `metadata` is their participant metadata (the agent choice).
+    /// A caller joining `room` with their microphone on, as the page and phones do; `metadata`
+    /// is their participant metadata (the agent choice).
     pub async fn call(&self, room: &str, metadata: &str) -> Caller {
+        let mut caller = self.call_without_microphone(room, metadata).await;
+        caller.open_microphone().await;
+        caller
+    }
+
+    /// A caller joining `room` who publishes no microphone (yet).
+    pub async fn call_without_microphone(&self, room: &str, metadata: &str) -> Caller {
         let grants = VideoGrants { room_join: true, room: room.into(), ..VideoGrants::default() };
         let token = AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
             .with_identity("caller")
@@ -108,6 +120,16 @@ pub struct Segment {
     pub segment_id: String,
     pub text: String,
     pub is_final: bool,
+}
+
+impl Heard {
+    /// Seconds of agent audio received that are not silence (20 ms frames above −50 dBFS peak).
+    pub fn agent_speech_seconds(&self) -> f64 {
+        let samples: Vec<i16> = self.audio.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+        let frame = ROOM_SAMPLE_RATE as usize / 50;
+        let loud = samples.chunks(frame).filter(|f| f.iter().any(|s| s.unsigned_abs() > 100)).count();
+        loud as f64 / 50.0
+    }
 }
 
 /// What the caller received.
@@ -176,14 +198,19 @@ impl Caller {
         self.finals(true)[n - 1].clone()
     }
 
-    /// Speaks `speech` into the caller's microphone (published on first use); returns when it has
-    /// been queued, and it plays in real time from then.
-    pub async fn say(&mut self, speech: &AudioFrame) {
+    /// Publishes the caller's microphone (silence until something is said).
+    pub async fn open_microphone(&mut self) {
         if self.microphone.is_none() {
             let mut track = self.room.publish_audio("microphone").await.expect("the caller publishes a microphone");
             track.ready().await.expect("the microphone is negotiated");
             self.microphone = Some(track);
         }
+    }
+
+    /// Speaks `speech` into the caller's microphone (published on first use); returns when it has
+    /// been queued, and it plays in real time from then.
+    pub async fn say(&mut self, speech: &AudioFrame) {
+        self.open_microphone().await;
         let microphone = self.microphone.as_ref().expect("published above");
         microphone.push(speech).expect("speech queues");
         microphone.flush();
@@ -199,12 +226,22 @@ impl Caller {
 
     /// Seconds of agent audio received that are not silence (20 ms frames above −50 dBFS peak).
     pub fn agent_speech_seconds(&self) -> f64 {
-        self.heard(|h| {
-            let samples: Vec<i16> = h.audio.iter().flat_map(|(_, s)| s.iter().copied()).collect();
-            let frame = ROOM_SAMPLE_RATE as usize / 50;
-            let loud = samples.chunks(frame).filter(|f| f.iter().any(|s| s.unsigned_abs() > 100)).count();
-            loud as f64 / 50.0
-        })
+        self.heard(Heard::agent_speech_seconds)
+    }
+
+    /// The agent audio received once it stops growing: what the caller heard in all, when the
+    /// agent has finished speaking.
+    pub async fn settled_speech_seconds(&self, limit: Duration) -> f64 {
+        let started = Instant::now();
+        let mut last = self.agent_speech_seconds();
+        loop {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let now = self.agent_speech_seconds();
+            if now == last || started.elapsed() > limit {
+                return now;
+            }
+            last = now;
+        }
     }
 }
 

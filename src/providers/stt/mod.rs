@@ -40,6 +40,11 @@ pub struct Transcript {
 /// One utterance of the caller, 16 kHz mono i16 PCM.
 pub trait Utterance: Send {
     fn push(&mut self, audio: &[i16]) -> BoxFuture<'_, Result<(), ProviderError>>;
+    /// Words recognised so far, when the provider tells them while the caller speaks and they
+    /// changed since the last call; `None` otherwise. Interruptions are confirmed by them.
+    fn partial(&mut self) -> Option<String> {
+        None
+    }
     /// The utterance ended (end of turn): its transcript.
     fn finish(self: Box<Self>) -> BoxFuture<'static, Result<Transcript, ProviderError>>;
 }

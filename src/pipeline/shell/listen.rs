@@ -6,20 +6,20 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::vad::{self, Vad, VadFrame};
+use crate::pipeline::vad::{self, Vad, VadFrame};
 use crate::audio::Resampler;
 use crate::livekit::room::RemoteAudioTrack;
 
 /// Frames of one stretch of received audio, all arrived at `at`.
 #[derive(Debug)]
-pub struct Heard {
+pub(crate) struct Heard {
     pub track_sid: String,
     pub at: Instant,
     pub frames: Vec<VadFrame>,
 }
 
 /// Reads `track` until it ends or the conversation stops listening.
-pub async fn listen(mut track: RemoteAudioTrack, aggressiveness: u8, heard: mpsc::Sender<Heard>) {
+pub(crate) async fn listen(mut track: RemoteAudioTrack, aggressiveness: u8, heard: mpsc::Sender<Heard>) {
     let mut detector = match Vad::new(aggressiveness) {
         Ok(detector) => detector,
         Err(e) => return tracing::error!("cannot start the voice detector: {e}"),
