@@ -91,7 +91,7 @@ where
         }
     }
     drop(listener);
-    // Receivers that are gone belong to connections that already ended.
+    // Cannot fail: this function holds a receiver itself.
     let _ = closing.send(true);
     let finished = tokio::time::timeout(limits.shutdown_grace, async { while tasks.join_next().await.is_some() {} });
     if finished.await.is_err() {
