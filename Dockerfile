@@ -20,7 +20,9 @@ COPY --from=build /src/web/node_modules/livekit-client/dist ./web/node_modules/l
 RUN mkdir -p /app/data/outbox && chown -R agent /app/data
 VOLUME /app/data
 USER agent
-ENV PROFILES_DIR=/app/profiles WEB_DIR=/app/web HEALTH_PORT=8081 WEB_PORT=3000 SPOOL_DIR=/app/data/outbox
+# In a container the health endpoint must be reachable from outside it (orchestrators, load
+# balancers); outside containers HEALTH_HOST defaults to loopback.
+ENV PROFILES_DIR=/app/profiles WEB_DIR=/app/web HEALTH_HOST=0.0.0.0 HEALTH_PORT=8081 WEB_PORT=3000 SPOOL_DIR=/app/data/outbox
 EXPOSE 3000 8081
 # The worker's health endpoint; the token server's is GET /health on WEB_PORT.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s CMD curl -fsS http://127.0.0.1:${HEALTH_PORT}/ || exit 1

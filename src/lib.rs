@@ -11,12 +11,14 @@
 //! - [`worker`]: the agent worker: registration, dispatch, one task per call.
 //! - [`pipeline`]: a call's conversation: turn-taking, STT → LLM → TTS, barge-in, transcripts.
 //! - [`devserver`]: a LiveKit-compatible server for tests and local development.
+//! - [`net`]: hardened HTTP serving (timeouts, connection caps, body limits) for every server.
 
 pub mod agent;
 pub mod audio;
 pub mod config;
 pub mod devserver;
 pub mod livekit;
+pub mod net;
 pub mod pipeline;
 pub mod profiles;
 pub mod providers;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use futures_util::StreamExt;
 use support::n8n::{Answer, MockN8n, profile_json};
 use voice_agent::config::{ProfileDefaults, Role, Settings, Sources};
 use voice_agent::profiles::{AgentProfile, FAILURE_RETRY, N8nClient, ProfileDoc, ProfileError, ProfileStore};
@@ -156,4 +157,70 @@ async fn without_n8n_only_local_profiles_exist() {
     let store = ProfileStore::new(local, None, defaults(), TTL);
     assert!(store.get("default").await.is_ok());
     assert!(matches!(store.get("sales").await, Err(ProfileError::UnknownAgent(_))));
+}
+
+/// Answers for made-up ids must not push real profiles out: after 1,100 of them, an n8n outage
+/// still gets callers the last profile n8n gave.
+#[tokio::test]
+async fn a_flood_of_made_up_ids_leaves_the_real_profile_for_an_outage() {
+    let n8n = MockN8n::start().await;
+    n8n.answer("sales", Answer::Json(StatusCode::OK, profile_json("sales", "Sales")));
+    let store = Arc::new(store(&n8n, &[], Duration::from_secs(5)));
+    let start = Instant::now();
+    store.get_at("sales", start).await.expect("first fetch");
+
+    let flood = futures_util::stream::iter(0..1_100)
+        .map(|n| {
+            let store = store.clone();
+            async move { store.get_at(&format!("made-up-{n}"), start + Duration::from_millis(n)).await }
+        })
+        .buffer_unordered(16);
+    let answers: Vec<_> = flood.collect().await;
+    assert!(answers.iter().all(|a| matches!(a, Err(ProfileError::UnknownAgent(_)))), "every made-up id is unknown");
+
+    n8n.answer("sales", Answer::ErrorInWorkflow);
+    let profile =
+        store.get_at("sales", start + TTL + Duration::from_secs(1)).await.expect("the stale profile, not an error");
+    assert_eq!(profile.name, "Sales");
+    assert_eq!(n8n.hits(), 1 + 1_100 + 1, "n8n was asked, failed, and the stale profile was served");
+}
+
+/// At most a few requests go to n8n at once, whatever the number of ids asked for; an agent
+/// with a stale profile gets it at once while n8n is busy.
+#[tokio::test]
+async fn requests_to_n8n_are_bounded_and_stale_profiles_do_not_wait_for_a_turn() {
+    let n8n = MockN8n::start().await;
+    n8n.answer("sales", Answer::Json(StatusCode::OK, profile_json("sales", "Sales")));
+    let store = Arc::new(store(&n8n, &[], Duration::from_secs(5)));
+    let start = Instant::now();
+    store.get_at("sales", start).await.expect("first fetch");
+
+    let slow = |id: &str| {
+        Answer::Slow(Duration::from_millis(1_500), Box::new(Answer::Json(StatusCode::OK, profile_json(id, "Slow"))))
+    };
+    let ids: Vec<String> = (0..16).map(|n| format!("slow-{n}")).collect();
+    for id in &ids {
+        n8n.answer(id, slow(id));
+    }
+    let requests: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.get(&id).await.map(|p| p.name.clone()) })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while n8n.in_flight() < 8 {
+        assert!(Instant::now() < deadline, "requests reach n8n");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let hits = n8n.hits();
+    let profile = store.get_at("sales", start + TTL + Duration::from_secs(1)).await.expect("the stale profile");
+    assert_eq!(profile.name, "Sales");
+    assert_eq!((n8n.hits(), n8n.in_flight()), (hits, 8), "served without waiting for n8n");
+
+    for request in requests {
+        assert_eq!(request.await.expect("finished").expect("a turn came within n8n's timeout"), "Slow");
+    }
+    assert_eq!(n8n.most_in_flight(), 8, "never more than 8 requests to n8n at once");
 }

@@ -2,11 +2,15 @@
 
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use livekit_api::access_token::TokenVerifier;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::n8n::{Answer, MockN8n, profile_json};
 use support::{TokenServer, settings};
 
 async fn post(
@@ -139,6 +143,18 @@ async fn bad_requests_are_refused_naming_the_field() {
             Some("userName"),
         ),
         (json!({"userName": "Eve\u{7}"}).to_string(), StatusCode::BAD_REQUEST, "invalid_user_name", Some("userName")),
+        (
+            json!({"userName": "Ravi \u{202E}gnp.exe"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_user_name",
+            Some("userName"),
+        ),
+        (
+            json!({"userName": "Ra\u{200B}vi"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_user_name",
+            Some("userName"),
+        ),
         (json!({"userName": 42}).to_string(), StatusCode::BAD_REQUEST, "invalid_field", Some("userName")),
         ("{\"userName\": ".to_owned(), StatusCode::BAD_REQUEST, "invalid_json", None),
         ("[1, 2]".to_owned(), StatusCode::BAD_REQUEST, "invalid_json", None),
@@ -271,7 +287,7 @@ async fn catalog_endpoints_describe_languages_agents_and_profiles() {
 
     let (status, profile) = get(&server, "/api/config/clinic-hi").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((profile["language"].as_str(), profile["tts"]["model"].as_str()), (Some("hi-IN"), Some("bulbul:v2")));
+    assert_eq!((profile["language"].as_str(), profile["voice"].as_str()), (Some("hi-IN"), Some("manisha")));
     let (status, error) = get(&server, "/api/config/ghost").await;
     assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_agent")));
 }
@@ -302,4 +318,191 @@ async fn cors_is_same_origin_unless_origins_are_configured() {
 fn base64_url(text: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).expect("base64url")
+}
+
+#[tokio::test]
+async fn error_messages_repeat_at_most_the_start_of_a_value() {
+    let server = TokenServer::start(settings(&[])).await;
+    let huge = "x".repeat(15_000);
+    for (body, field) in [
+        (json!({"agentId": huge}), "agentId"),
+        (json!({"language": huge}), "language"),
+        (json!({"language": "hi-IN", "voice": huge}), "voice"),
+    ] {
+        let (status, _, answer) = post(&server, "/api/token", body.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}");
+        let message = answer["error"]["message"].as_str().expect("a message");
+        assert!(message.contains(field), "{message}");
+        assert!(message.len() < 400, "`{field}` is echoed in full: {} bytes", message.len());
+    }
+    let (status, answer) = get(&server, &format!("/api/languages?agentId={huge}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"]["message"].as_str().is_some_and(|m| m.len() < 400), "{answer}");
+}
+
+#[tokio::test]
+async fn every_api_route_is_rate_limited_per_client() {
+    let server = TokenServer::start(settings(&[("API_RATE_LIMIT_PER_MIN", "3")])).await;
+    for path in ["/api/config/default", "/api/languages?agentId=default", "/api/agents"] {
+        assert_eq!(get(&server, path).await.0, StatusCode::OK, "{path}");
+    }
+    for path in ["/api/config/clinic-hi", "/api/languages?agentId=ghost", "/api/agents"] {
+        let response = reqwest::get(format!("{}{path}", server.url)).await.expect("reachable");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert!(response.headers().contains_key("retry-after"), "{path}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["error"]["code"], "rate_limited");
+    }
+    let (status, _, _) = post(&server, "/api/invalidate-cache", "").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "admin routes too");
+    let (status, _, body) = post(&server, "/api/token", "").await;
+    assert_eq!(status, StatusCode::OK, "tokens have their own budget: {body}");
+    assert_eq!(get(&server, "/health").await.0, StatusCode::OK, "health checks are not API calls");
+}
+
+#[tokio::test]
+async fn forwarded_addresses_with_ports_are_their_own_clients_and_ipv6_counts_by_64() {
+    let server =
+        TokenServer::start(settings(&[("TOKEN_RATE_LIMIT_PER_MIN", "1"), ("TRUST_FORWARDED_FOR", "true")])).await;
+    let send = |entry: &'static str| {
+        let url = format!("{}/api/token", server.url);
+        async move {
+            reqwest::Client::new().post(url).header("x-forwarded-for", entry).send().await.expect("reachable").status()
+        }
+    };
+    assert_eq!(send("10.9.1.2:41234").await, StatusCode::OK);
+    assert_eq!(send("10.9.1.3:41234").await, StatusCode::OK, "another client, not the proxy's one budget");
+    assert_eq!(send("10.9.1.2:50000").await, StatusCode::TOO_MANY_REQUESTS, "the same client on another port");
+    assert_eq!(send("[2001:db8::1]:443").await, StatusCode::OK);
+    assert_eq!(send("[2001:db8::2]:443").await, StatusCode::TOO_MANY_REQUESTS, "the same /64");
+    assert_eq!(send("2001:db8:0:1::1").await, StatusCode::OK, "the next /64");
+}
+
+#[tokio::test]
+async fn the_profile_is_public_in_part_and_whole_only_with_the_admin_token() {
+    let server = TokenServer::start(settings(&[("ADMIN_TOKEN", "a-long-admin-token-1234")])).await;
+    let (status, public) = get(&server, "/api/config/clinic-hi").await;
+    assert_eq!(status, StatusCode::OK);
+    for field in ["id", "name", "greeting", "language", "voice"] {
+        assert!(public[field].is_string(), "`{field}` is public: {public}");
+    }
+    assert!(public["languages"].as_array().is_some_and(|l| l.iter().any(|c| c == "hi-IN")), "{public}");
+    assert!(public["voices"].as_array().is_some_and(|v| v.iter().any(|v| v["id"] == "vidya")), "{public}");
+    for field in ["system_prompt", "llm", "stt", "tts", "turn", "lead_fields", "apology"] {
+        assert!(public.get(field).is_none(), "`{field}` is not for everyone: {public}");
+    }
+    let text = public.to_string();
+    assert!(!text.contains("You are") && !text.contains("llama"), "no prompt, no model: {text}");
+
+    let url = format!("{}/api/config/clinic-hi", server.url);
+    let client = reqwest::Client::new();
+    let full: Value = client
+        .get(&url)
+        .bearer_auth("a-long-admin-token-1234")
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(full["system_prompt"].as_str().is_some_and(|p| p.len() > 400), "{full}");
+    assert_eq!(full["tts"]["model"], "bulbul:v2");
+    let wrong = client.get(&url).bearer_auth("a-long-admin-token-1235").send().await.expect("reachable");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "a wrong token is refused, not downgraded");
+
+    let disabled = TokenServer::start(settings(&[])).await;
+    let answer =
+        client.get(format!("{}/api/config/clinic-hi", disabled.url)).bearer_auth("x").send().await.expect("reachable");
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN, "admin access is off without ADMIN_TOKEN");
+}
+
+/// 1,100 requests for made-up agent ids, then n8n fails: callers of the real agent still get the
+/// last profile n8n gave, not a 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_agent_ids_do_not_cost_the_real_profile_during_an_outage() {
+    let n8n = MockN8n::start().await;
+    n8n.answer("n8n-sales", Answer::Json(reqwest::StatusCode::OK, profile_json("n8n-sales", "Sales from n8n")));
+    let base = n8n.base_url.to_string();
+    let server = TokenServer::start(settings(&[
+        ("N8N_BASE_URL", &base),
+        ("PROFILE_CACHE_TTL_SECS", "1"),
+        ("API_RATE_LIMIT_PER_MIN", "0"),
+    ]))
+    .await;
+    let (status, profile) = get(&server, "/api/config/n8n-sales").await;
+    assert_eq!((status, profile["name"].as_str()), (StatusCode::OK, Some("Sales from n8n")));
+
+    let statuses: Vec<StatusCode> = futures_util::stream::iter(0..1_100)
+        .map(|n| {
+            let url = format!("{}/api/config/made-up-{n}", server.url);
+            async move { reqwest::get(url).await.expect("reachable").status() }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::NOT_FOUND), "made-up ids are unknown");
+
+    n8n.answer("n8n-sales", Answer::ErrorInWorkflow);
+    let asked_before = n8n.hits();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, profile) = get(&server, "/api/config/n8n-sales").await;
+        assert_eq!((status, profile["name"].as_str()), (StatusCode::OK, Some("Sales from n8n")), "{profile}");
+        if n8n.hits() > asked_before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the profile went stale and n8n was asked again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn livekit_credentials_never_reach_browsers() {
+    let server = TokenServer::start(settings(&[
+        ("LIVEKIT_URL", "wss://lkuser:lkpass@lk.example.com"),
+        ("LIVEKIT_PUBLIC_URL", "wss://pubuser:pubpass@lk-public.example.com:7443/"),
+    ]))
+    .await;
+    let response =
+        reqwest::Client::new().post(format!("{}/api/token", server.url)).body("").send().await.expect("reachable");
+    let csp = response.headers()["content-security-policy"].to_str().expect("ASCII").to_owned();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["livekitUrl"], "wss://lk-public.example.com:7443");
+    assert!(csp.contains("wss://lk-public.example.com:7443"), "{csp}");
+    assert!(!csp.contains("pubpass") && !csp.contains("pubuser"), "{csp}");
+}
+
+#[tokio::test]
+async fn the_page_forbids_framing_and_foreign_scripts() {
+    let server = TokenServer::start(settings(&[])).await;
+    for path in ["/", "/app.js", "/api/agents", "/nonexistent"] {
+        let response = reqwest::get(format!("{}{path}", server.url)).await.expect("reachable");
+        let headers = response.headers();
+        let csp = headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("connect-src 'self' ws://127.0.0.1:7880 http://127.0.0.1:7880"), "{path}: {csp}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+    }
+}
+
+/// A request announcing a 1 GB body is answered 413 at once, before any of the body is sent,
+/// and the connection is closed.
+#[tokio::test]
+async fn a_huge_announced_body_is_refused_at_once() {
+    let server = TokenServer::start(settings(&[])).await;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("reachable");
+    let head =
+        "POST /api/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed without waiting for the body")
+        .expect("readable");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"body_too_large\""), "{answer}");
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use voice_agent::config::{LlmProvider, Role, Settings, Sources};
+use voice_agent::config::{LlmProvider, Role, Settings, Sources, redact_url};
 use voice_agent::devserver::{self, DevServer, DevServerConfig};
 use voice_agent::livekit::room::{self, ConnectOptions};
 use voice_agent::livekit::{loopback, peer, token};
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
             )?;
             let (room_handle, mut events) = room::connect(livekit.url.as_str(), &jwt, ConnectOptions::default())
                 .await
-                .with_context(|| format!("cannot join room `{room}` at {}", livekit.url))?;
+                .with_context(|| format!("cannot join room `{room}` at {}", redact_url(livekit.url.as_str())))?;
             tracing::info!(room = %room, identity = %identity, loopback = echo, "joined");
             if echo {
                 let reason = loopback::run(room_handle, events, voice_agent::shutdown::signal()).await?;
@@ -193,7 +193,7 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
     }
     let settings = Arc::new(settings);
     let embedded = if settings.livekit.external {
-        tracing::info!(url = %settings.livekit.url, "using the LiveKit server at LIVEKIT_URL");
+        tracing::info!(url = %redact_url(settings.livekit.url.as_str()), "using the LiveKit server at LIVEKIT_URL");
         None
     } else {
         let rtc_ips = if rtc_ips.is_empty() { peer::host_ips() } else { rtc_ips };

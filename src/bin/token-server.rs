@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use voice_agent::config::{Role, Settings, Sources};
+use voice_agent::config::{Role, Settings, Sources, redact_url};
 use voice_agent::profiles::ProfileStore;
 use voice_agent::web::{self, AppState};
 
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} (WEB_HOST, WEB_PORT)"))?;
-    tracing::info!(%address, livekit = %settings.livekit.public_url, n8n = settings.n8n.base_url.is_some(), "token server listening");
+    tracing::info!(%address, livekit = %redact_url(settings.livekit.public_url.as_str()), n8n = settings.n8n.base_url.is_some(), "token server listening");
     web::serve(listener, Arc::new(AppState::new(settings, profiles)), voice_agent::shutdown::signal())
         .await
         .context("token server failed")?;

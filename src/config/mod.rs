@@ -6,6 +6,7 @@
 
 mod layers;
 mod reader;
+mod redact;
 mod secret;
 mod spec;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use layers::Sources;
+pub use redact::{redact_url, without_credentials};
 pub use secret::Secret;
 pub use spec::{SETTINGS, SettingSpec};
 
@@ -144,6 +146,11 @@ pub struct WebSettings {
     pub token_ttl: Duration,
     /// Tokens per client address per minute; 0 means unlimited.
     pub token_rate_limit_per_min: u32,
+    /// Requests per client address per minute to the other API routes; 0 means unlimited.
+    pub api_rate_limit_per_min: u32,
+    pub max_connections: usize,
+    /// 0 means no per-client cap.
+    pub max_connections_per_client: usize,
     pub cors_origins: Vec<String>,
     pub trust_forwarded_for: bool,
     pub admin_token: Option<Secret>,
@@ -286,6 +293,9 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             dir: PathBuf::from(r.string("WEB_DIR", true).unwrap_or_default()),
             token_ttl: Duration::from_secs(r.number("TOKEN_TTL_SECS", 60..=86_400)),
             token_rate_limit_per_min: r.number("TOKEN_RATE_LIMIT_PER_MIN", 0..=100_000),
+            api_rate_limit_per_min: r.number("API_RATE_LIMIT_PER_MIN", 0..=100_000),
+            max_connections: r.number("WEB_MAX_CONNECTIONS", 1..=1_000_000),
+            max_connections_per_client: r.number("WEB_MAX_CONNECTIONS_PER_CLIENT", 0..=1_000_000),
             cors_origins: r.origins("CORS_ORIGINS"),
             trust_forwarded_for: r.flag("TRUST_FORWARDED_FOR"),
             admin_token: r.secret("ADMIN_TOKEN", false),
@@ -296,7 +306,7 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             drain_timeout: Duration::from_secs(r.number("DRAIN_TIMEOUT_SECS", 0..=86_400)),
             health_host: r
                 .parsed("HEALTH_HOST", "an IP address such as 0.0.0.0 or 127.0.0.1")
-                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             health_port: r.number("HEALTH_PORT", 1..=65_535),
         },
         log_format: r

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use url::Url;
 
 use super::layers::{Entry, Merged};
+use super::redact::redact_url;
 use super::spec;
 use super::{ConfigError, Problem, Secret};
 
@@ -30,8 +31,13 @@ impl<'a> Reader<'a> {
 
     /// A problem about a value that was set, naming where it came from and, unless secret, the value.
     fn invalid(&mut self, name: &str, entry: &Entry, expected: impl Display) {
+        self.invalid_shown(name, entry, &entry.value, expected);
+    }
+
+    /// As [`invalid`](Self::invalid), showing `shown` for the value (a redacted URL, say).
+    fn invalid_shown(&mut self, name: &str, entry: &Entry, shown: &str, expected: impl Display) {
         let secret = spec::find(name).is_some_and(|s| s.secret);
-        let shown = if secret { String::new() } else { format!("`{}` ", entry.value) };
+        let shown = if secret { String::new() } else { format!("`{shown}` ") };
         self.problem(name, format!("{shown}(from {}) is not valid: expected {expected}", entry.origin));
     }
 
@@ -72,7 +78,8 @@ impl<'a> Reader<'a> {
             Ok(url) if schemes.contains(&url.scheme()) && url.host().is_some() => Some(url),
             _ => {
                 let schemes: Vec<_> = schemes.iter().map(|s| format!("{s}://")).collect();
-                self.invalid(name, entry, format!("a URL starting with {}", schemes.join(" or ")));
+                let shown = redact_url(&entry.value);
+                self.invalid_shown(name, entry, &shown, format!("a URL starting with {}", schemes.join(" or ")));
                 None
             }
         }

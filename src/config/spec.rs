@@ -98,6 +98,21 @@ pub const SETTINGS: &[SettingSpec] = &[
         "Tokens one client address may obtain per minute; 0 disables the limit.",
     ),
     setting(
+        "API_RATE_LIMIT_PER_MIN",
+        Some("120"),
+        "Requests one client address may make per minute to the other /api/ routes; 0 disables the limit.",
+    ),
+    setting(
+        "WEB_MAX_CONNECTIONS",
+        Some("512"),
+        "Connections the token server holds at once; more are answered 503. Keep it well under `ulimit -n`.",
+    ),
+    setting(
+        "WEB_MAX_CONNECTIONS_PER_CLIENT",
+        Some("64"),
+        "Connections one client address (IPv6: one /64) may hold at once; 0 disables, and so does TRUST_FORWARDED_FOR.",
+    ),
+    setting(
         "CORS_ORIGINS",
         Some(""),
         "Comma-separated origins allowed to call the API from other sites; empty means same-origin only.",
@@ -123,7 +138,11 @@ pub const SETTINGS: &[SettingSpec] = &[
         Some("600"),
         "On SIGTERM, how long running calls may go on before the worker leaves them and exits.",
     ),
-    setting("HEALTH_HOST", Some("0.0.0.0"), "Address of the worker's health endpoint."),
+    setting(
+        "HEALTH_HOST",
+        Some("127.0.0.1"),
+        "Address of the worker's health endpoint; loopback only by default (the Docker image sets 0.0.0.0).",
+    ),
     setting(
         "HEALTH_PORT",
         Some("8081"),

@@ -210,3 +210,27 @@ fn dev_embeds_livekit_unless_pointed_at_a_real_one_which_needs_real_keys() {
         (100, Some(0.75), 8081)
     );
 }
+
+#[test]
+fn the_health_endpoint_listens_on_loopback_unless_told_otherwise() {
+    let settings = Settings::load(&Sources::default(), Role::Dev).expect("nothing needed");
+    assert_eq!(settings.worker.health_host, std::net::IpAddr::from([127, 0, 0, 1]));
+    let sources = Sources { env: env(&[("HEALTH_HOST", "0.0.0.0")]), ..Sources::default() };
+    let settings = Settings::load(&sources, Role::Dev).expect("valid");
+    assert_eq!(settings.worker.health_host, std::net::IpAddr::from([0, 0, 0, 0]));
+}
+
+#[test]
+fn an_invalid_url_is_shown_without_its_password() {
+    let sources = Sources {
+        env: env(&[
+            ("N8N_BASE_URL", "htps://admin:hunter2@n8n.example.com"),
+            ("LIVEKIT_URL", "wss//k:pw9@lk.example.com"),
+        ]),
+        ..Sources::default()
+    };
+    let error = Settings::load(&sources, Role::Dev).expect_err("both URLs are invalid").to_string();
+    assert!(error.contains("N8N_BASE_URL: `htps://***@n8n.example.com`"), "{error}");
+    assert!(error.contains("LIVEKIT_URL: `wss//***@lk.example.com`"), "{error}");
+    assert!(!error.contains("hunter2") && !error.contains("pw9"), "{error}");
+}

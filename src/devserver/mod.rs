@@ -148,7 +148,8 @@ pub async fn serve(
             tracing::debug!("cannot disable Nagle's algorithm: {e}");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    crate::net::serve(listener, app, crate::net::Limits::default(), shutdown).await;
+    Ok(())
 }
 
 type Params = Query<HashMap<String, String>>;

@@ -20,7 +20,7 @@ pub enum ProfileError {
     Dir { dir: PathBuf, source: std::io::Error },
     #[error("invalid local profiles:\n  - {}", problems.join("\n  - "))]
     InvalidLocal { problems: Vec<String> },
-    #[error("invalid agent id {0}")]
+    #[error("invalid agent id: {0}")]
     InvalidId(String),
     #[error("unknown agent `{0}`: neither n8n nor profiles/{0}.toml has a profile with that id")]
     UnknownAgent(String),

@@ -183,12 +183,21 @@ const STT_MODELS: &[&str] = &["saaras:v3", "saaras:v2.5", "saarika:v2.5"];
 const STT_MODES: &[&str] = &["transcribe", "translate", "verbatim", "translit", "codemix"];
 
 /// Agent ids appear in URLs, file names and room names, so they are kept plain.
+/// The message never repeats more than the first 64 characters of `id`, so a hostile id cannot
+/// make errors and logs as long as itself.
 pub fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(format!("`{id}` must be 1 to 64 characters long"));
+    if id.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if id.len() > 64 {
+        return Err(format!("must be at most 64 characters long (it has {})", id.chars().count()));
     }
     match id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))) {
-        Some(bad) => Err(format!("`{id}` contains `{bad}`; use letters, digits, `-` and `_` only")),
+        Some(bad) => Err(format!(
+            "`{}` contains `{}`; use letters, digits, `-` and `_` only",
+            id.escape_debug(),
+            bad.escape_debug()
+        )),
         None => Ok(()),
     }
 }
@@ -437,5 +446,9 @@ mod tests {
         assert!(check_id("").is_err());
         assert!(check_id("../etc/passwd").is_err());
         assert!(check_id(&"a".repeat(65)).is_err());
+        let why = check_id(&"x".repeat(60_000)).expect_err("too long");
+        assert_eq!(why, "must be at most 64 characters long (it has 60000)", "the id is not repeated");
+        let why = check_id("a\u{202e}b").expect_err("a bidi override");
+        assert!(why.contains("a\\u{202e}b"), "hidden characters are shown escaped: {why}");
     }
 }

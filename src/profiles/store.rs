@@ -3,6 +3,10 @@
 //! Order of preference: a fresh n8n answer from the cache; n8n itself (one request per id even
 //! when many callers ask at once); on n8n failure a stale n8n profile; then the local profile with
 //! that id; else the agent is unknown.
+//!
+//! At most [`MAX_CONCURRENT_FETCHES`] requests go to n8n at once, so a flood of ids cannot flood
+//! n8n: while they are all busy, an agent with a stale profile gets it at once, and others wait
+//! for a turn up to n8n's timeout.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,7 +22,12 @@ use crate::config::{ProfileDefaults, Settings};
 pub const N8N_TIMEOUT: Duration = Duration::from_secs(5);
 /// While n8n fails, it is asked again at most this often per agent.
 pub const FAILURE_RETRY: Duration = Duration::from_secs(15);
-const CACHE_CAPACITY: usize = 1024;
+/// Profiles of real agents kept; only other profiles make room among them.
+const PROFILE_CAPACITY: usize = 1024;
+/// Negative answers (unknown or failed ids) kept, briefly.
+const NEGATIVE_CAPACITY: usize = 1024;
+/// Requests in flight to n8n's profile webhook, across all ids.
+pub const MAX_CONCURRENT_FETCHES: usize = 8;
 
 pub struct ProfileStore {
     local: BTreeMap<String, Arc<AgentProfile>>,
@@ -28,6 +37,7 @@ pub struct ProfileStore {
     /// One lock per id being fetched: later callers wait for the first fetch instead of starting
     /// their own.
     fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    fetch_turns: tokio::sync::Semaphore,
 }
 
 impl ProfileStore {
@@ -38,8 +48,9 @@ impl ProfileStore {
         ttl: Duration,
     ) -> Self {
         let local = local.into_iter().map(|(id, profile)| (id, Arc::new(profile))).collect();
-        let cache = Mutex::new(ProfileCache::new(ttl, CACHE_CAPACITY));
-        Self { local, n8n, defaults, cache, fetches: Mutex::default() }
+        let cache = Mutex::new(ProfileCache::new(ttl, PROFILE_CAPACITY, NEGATIVE_CAPACITY));
+        let fetch_turns = tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES);
+        Self { local, n8n, defaults, cache, fetches: Mutex::default(), fetch_turns }
     }
 
     /// Loads local profiles from PROFILES_DIR and sets up n8n when N8N_BASE_URL is set.
@@ -78,14 +89,35 @@ impl ProfileStore {
             let _only_fetch = fetch.lock().await;
             match self.fresh(id, now) {
                 Some(answer) => answer,
-                None => {
-                    let outcome = n8n.fetch(id, &self.defaults).await;
-                    self.remember(id, outcome, now)
-                }
+                None => self.fetch(n8n, id, now).await,
             }
         };
         self.release_fetch_lock(id, fetch);
         result
+    }
+
+    /// Asks n8n when it is this request's turn; see the module's note on concurrent fetches.
+    async fn fetch(&self, n8n: &N8nClient, id: &str, now: Instant) -> Result<Arc<AgentProfile>, ProfileError> {
+        let turn = match self.stale_profile(id, now) {
+            Some(stale) => match self.fetch_turns.try_acquire() {
+                Ok(turn) => turn,
+                Err(_) => return Ok(stale),
+            },
+            None => match tokio::time::timeout(N8N_TIMEOUT, self.fetch_turns.acquire()).await {
+                Ok(Ok(turn)) => turn,
+                _ => return self.local(id, Some("too many profile requests are waiting for n8n".to_owned())),
+            },
+        };
+        let outcome = n8n.fetch(id, &self.defaults).await;
+        drop(turn);
+        self.remember(id, outcome, now)
+    }
+
+    fn stale_profile(&self, id: &str, now: Instant) -> Option<Arc<AgentProfile>> {
+        match self.cache.lock().unwrap_or_else(PoisonError::into_inner).lookup(id, now) {
+            Lookup::Stale(Known::Profile(profile)) => Some(profile.clone()),
+            _ => None,
+        }
     }
 
     /// Forgets cached n8n answers for one agent or all; returns how many were dropped.
@@ -134,7 +166,7 @@ impl ProfileStore {
                     "no profile to serve"
                 };
                 tracing::warn!(agent_id = id, retry_in_secs = FAILURE_RETRY.as_secs(), "{error}; {fallback}");
-                cache.failed(id, error.clone(), now, now + FAILURE_RETRY);
+                cache.failed(id, error.clone(), now + FAILURE_RETRY);
                 drop(cache);
                 match stale {
                     Some(profile) => Ok(profile),

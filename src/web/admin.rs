@@ -28,7 +28,8 @@ pub async fn invalidate_cache(
     Ok(Json(json!({ "status": "ok", "invalidated": invalidated, "agentId": agent_id })))
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Lets the request through only with `Authorization: Bearer $ADMIN_TOKEN`.
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(admin_token) = &state.settings.web.admin_token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::admin::authorize;
 use super::{ApiError, AppState};
 use crate::profiles::{AgentProfile, ProfileError};
 use crate::providers::tts::catalog;
@@ -58,12 +59,45 @@ pub async fn agents(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({ "agents": agents, "defaultAgentId": "default" }))
 }
 
+/// The agent as a page may show it (name, greeting, language and voice choices); the whole
+/// profile (prompt, models, lead fields) only with `Authorization: Bearer $ADMIN_TOKEN`, since
+/// prompts are an operator's work and tell callers how to steer the agent.
 pub async fn config(
     State(state): State<Arc<AppState>>,
     Path(agent_id): Path<String>,
-) -> Result<Json<AgentProfile>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let full = headers.contains_key(header::AUTHORIZATION);
+    if full {
+        authorize(&state, &headers)?;
+    }
     let profile = state.profiles.get(&agent_id).await.map_err(|e| profile_error(e, "agentId"))?;
-    Ok(Json(AgentProfile::clone(&profile)))
+    if full {
+        let profile = serde_json::to_value(AgentProfile::clone(&profile)).map_err(|e| {
+            tracing::error!("cannot serialise a profile: {e}");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the profile cannot be shown")
+        })?;
+        return Ok(Json(profile));
+    }
+    Ok(Json(public_profile(&profile)))
+}
+
+fn public_profile(profile: &AgentProfile) -> Value {
+    let model = &profile.tts.model;
+    let languages: Vec<&str> = catalog::LANGUAGES
+        .iter()
+        .filter(|language| !catalog::voices(model, language.code).is_empty())
+        .map(|language| language.code)
+        .collect();
+    json!({
+        "id": profile.id,
+        "name": profile.name,
+        "greeting": profile.greeting,
+        "language": profile.language,
+        "voice": profile.voice,
+        "languages": languages,
+        "voices": catalog::voices(model, &profile.language),
+    })
 }
 
 pub async fn health() -> Json<Value> {

@@ -9,6 +9,19 @@ use serde_json::{Value, json};
 
 /// Request bodies are a few short strings; anything larger is refused before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Characters of a caller's value repeated in an error message; enough to recognise it.
+const ECHO_CHARS: usize = 40;
+
+/// A caller's value as an error message may repeat it: at most [`ECHO_CHARS`] characters, with
+/// control, invisible and text-direction characters escaped so the message reads as written.
+pub fn echo(value: &str) -> String {
+    let mut shown: String = value.chars().take(ECHO_CHARS).flat_map(char::escape_debug).collect();
+    let total = value.chars().count();
+    if total > ECHO_CHARS {
+        shown.push_str(&format!("… ({total} characters)"));
+    }
+    shown
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -97,5 +110,18 @@ impl JsonObject {
                 format!("`{name}` must be a string"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_are_short_and_show_hidden_characters() {
+        assert_eq!(echo("fr-FR"), "fr-FR");
+        let long = echo(&"a".repeat(60_000));
+        assert_eq!(long, format!("{}… (60000 characters)", "a".repeat(40)));
+        assert_eq!(echo("ab\u{202e}cd\n"), "ab\\u{202e}cd\\n");
     }
 }

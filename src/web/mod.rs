@@ -1,12 +1,18 @@
 //! The token server: the Python system's HTTP API (`/api/token`, `/api/languages`,
 //! `/api/config/{agentId}`, `/api/invalidate-cache`, `/health`) plus `/api/agents`, and the page
 //! people talk to the agent through.
+//!
+//! Every `/api/` route is rate limited per client (`/api/token` by TOKEN_RATE_LIMIT_PER_MIN, the
+//! others by API_RATE_LIMIT_PER_MIN), every response carries the page's security headers
+//! ([`security`]), and the server runs on [`crate::net::serve`] with its timeouts and caps.
 
 mod admin;
 mod assets;
 mod catalog;
+mod client;
 mod error;
 mod rate_limit;
+mod security;
 mod token;
 
 use std::future::Future;
@@ -15,63 +21,114 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
 use rate_limit::RateLimiter;
 
-use crate::config::Settings;
+use crate::config::{Settings, without_credentials};
+use crate::net::{self, Limits};
 use crate::profiles::ProfileStore;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub profiles: Arc<ProfileStore>,
-    limiter: Mutex<RateLimiter>,
+    token_limiter: Mutex<RateLimiter>,
+    api_limiter: Mutex<RateLimiter>,
+    /// LIVEKIT_PUBLIC_URL as browsers are given it: no credentials, no trailing slash.
+    livekit_url_for_browsers: String,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, profiles: Arc<ProfileStore>) -> Self {
-        let limiter = Mutex::new(RateLimiter::new(settings.web.token_rate_limit_per_min));
-        Self { settings, profiles, limiter }
+        let token_limiter = Mutex::new(RateLimiter::new(settings.web.token_rate_limit_per_min));
+        let api_limiter = Mutex::new(RateLimiter::new(settings.web.api_rate_limit_per_min));
+        let public = without_credentials(&settings.livekit.public_url);
+        let livekit_url_for_browsers = public.as_str().trim_end_matches('/').to_owned();
+        Self { settings, profiles, token_limiter, api_limiter, livekit_url_for_browsers }
     }
 
-    fn rate_limit(&self, client: IpAddr) -> Result<(), Duration> {
-        self.limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now())
-    }
-
-    /// The caller's address: the TCP peer, or the address our own proxy appended to
-    /// X-Forwarded-For when we are told to trust it. The rightmost entry is used because
-    /// everything to its left was written by the client and can be forged.
     fn client_address(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        if self.settings.web.trust_forwarded_for {
-            let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).next_back();
-            if let Some(ip) = forwarded.and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse().ok()) {
-                return ip;
-            }
+        client::client_address(peer, headers, self.settings.web.trust_forwarded_for)
+    }
+
+    /// Takes one token request from `client`'s budget, or refuses with a 429.
+    fn limit_tokens(&self, client: IpAddr) -> Result<(), ApiError> {
+        let checked = self.token_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now());
+        checked.map_err(|wait| rate_limited(wait, "token requests"))
+    }
+
+    /// Takes one request to the other API routes from `client`'s budget, or refuses with a 429.
+    fn limit_api(&self, client: IpAddr) -> Result<(), ApiError> {
+        let checked = self.api_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now());
+        checked.map_err(|wait| rate_limited(wait, "requests"))
+    }
+
+    /// The limits the token server is served with.
+    fn serving_limits(&self) -> Limits {
+        let web = &self.settings.web;
+        // Behind a proxy every connection comes from the proxy: a per-client cap would cap everyone.
+        let per_client =
+            (web.max_connections_per_client > 0 && !web.trust_forwarded_for).then_some(web.max_connections_per_client);
+        Limits {
+            max_connections: web.max_connections,
+            max_connections_per_client: per_client,
+            max_body_bytes: error::MAX_BODY_BYTES as u64,
+            ..Limits::default()
         }
-        peer.ip()
+    }
+}
+
+fn rate_limited(wait: Duration, what: &str) -> ApiError {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut error =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("too many {what}; try again in {secs} s"));
+    error.retry_after_secs = Some(secs);
+    error
+}
+
+/// API_RATE_LIMIT_PER_MIN for every API route but `/api/token`, which has its own budget.
+async fn limit_api(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = state.client_address(peer, request.headers());
+    match state.limit_api(client) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::debug!(%client, path = request.uri().path(), "API rate limit reached");
+            refusal.into_response()
+        }
     }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.settings.web.cors_origins);
-    let api = Router::new()
-        .route("/api/token", post(token::issue))
+    let policy = security::content_security_policy(&without_credentials(&state.settings.livekit.public_url));
+    let policy = Arc::new(HeaderValue::from_str(&policy).expect("a policy built from a parsed URL is a valid header"));
+    let limited = Router::new()
         .route("/api/languages", get(catalog::languages))
         .route("/api/agents", get(catalog::agents))
         .route("/api/config/{agent_id}", get(catalog::config))
         .route("/api/invalidate-cache", post(admin::invalidate_cache))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_api));
+    let api = Router::new()
+        .route("/api/token", post(token::issue))
         .route("/health", get(catalog::health))
+        .merge(limited)
         .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
         .with_state(state.clone());
     let router = api
         .merge(assets::router(&state.settings.web.dir))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
+        .layer(middleware::map_response_with_state(policy, security::headers));
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -100,6 +157,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     assets::warn_if_missing(&state.settings.web.dir);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let limits = state.serving_limits();
+    net::serve(listener, router(state), limits, shutdown).await;
+    Ok(())
 }

@@ -1,8 +1,13 @@
-//! Per-client token buckets for `/api/token`. Time is an input, so limits are tested exactly.
+//! Per-client token buckets for the API. Time is an input, so limits are tested exactly.
+//!
+//! Clients are counted by [`client_key`]: IPv6 clients by their /64, which one subscriber holds
+//! whole and can pick addresses from at will.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use crate::net::client_key;
 
 /// Beyond this many tracked clients, buckets that have refilled completely are forgotten (they
 /// carry no state worth keeping), bounding memory under a flood of addresses.
@@ -31,6 +36,7 @@ impl RateLimiter {
         if self.per_minute == 0 {
             return Ok(());
         }
+        let client = client_key(client);
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&client) {
@@ -70,6 +76,17 @@ mod tests {
         assert!(limiter.check(B, now).is_ok(), "other clients are unaffected");
         assert!(limiter.check(A, now + Duration::from_secs(2)).is_ok(), "refilled after the wait");
         assert!(limiter.check(A, now + Duration::from_secs(2)).is_err());
+    }
+
+    #[test]
+    fn one_ipv6_64_is_one_client() {
+        let now = Instant::now();
+        let mut limiter = RateLimiter::new(2);
+        let ip = |text: &str| -> IpAddr { text.parse().expect("an address") };
+        assert!(limiter.check(ip("2001:db8:1:2::1"), now).is_ok());
+        assert!(limiter.check(ip("2001:db8:1:2::2"), now).is_ok());
+        assert!(limiter.check(ip("2001:db8:1:2:ffff::3"), now).is_err(), "a new address in the same /64");
+        assert!(limiter.check(ip("2001:db8:1:3::1"), now).is_ok(), "the next /64 is someone else");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::catalog::profile_error;
-use super::error::JsonObject;
+use super::error::{JsonObject, echo};
 use super::{ApiError, AppState};
 use crate::livekit::token::{CallerToken, caller_token};
 use crate::providers::tts::catalog;
@@ -37,16 +37,9 @@ pub async fn issue(
     body: Result<JsonObject, ApiError>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let client = state.client_address(peer, &headers);
-    if let Err(wait) = state.rate_limit(client) {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    if let Err(refusal) = state.limit_tokens(client) {
         tracing::warn!(%client, "token rate limit reached");
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many token requests; try again in {secs} s"),
-        );
-        error.retry_after_secs = Some(secs);
-        return Err(error);
+        return Err(refusal);
     }
     let body = body?;
 
@@ -54,13 +47,15 @@ pub async fn issue(
     let profile = state.profiles.get(agent_id).await.map_err(|e| profile_error(e, "agentId"))?;
     let language = body.string("language")?.unwrap_or(&profile.language).to_owned();
     if catalog::language(&language).is_none() {
-        let message = format!("`language` `{language}` is not supported; use one of {}", catalog::language_codes());
+        let message =
+            format!("`language` `{}` is not supported; use one of {}", echo(&language), catalog::language_codes());
         return Err(ApiError::field(StatusCode::BAD_REQUEST, "unsupported_language", "language", message));
     }
     let voice = body.string("voice")?.unwrap_or(&profile.voice).to_owned();
     if !catalog::offers_voice(&profile.tts.model, &language, &voice) {
         let offered = catalog::voice_names(&profile.tts.model, &language);
-        let message = format!("`voice` `{voice}` is not offered for {language} by this agent; use one of {offered}");
+        let message =
+            format!("`voice` `{}` is not offered for {language} by this agent; use one of {offered}", echo(&voice));
         return Err(ApiError::field(StatusCode::BAD_REQUEST, "unsupported_voice", "voice", message));
     }
     let user_name = check_user_name(body.string("userName")?.unwrap_or(DEFAULT_USER_NAME))?;
@@ -83,16 +78,12 @@ pub async fn issue(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token_failed", "the token could not be signed")
     })?;
     tracing::info!(%client, room = %room_name, %identity, agent_id = %profile.id, %language, %voice, "token issued");
-    Ok(Json(TokenResponse {
-        token,
-        room_name,
-        livekit_url: settings.livekit.public_url.as_str().trim_end_matches('/').to_owned(),
-        identity,
-    }))
+    Ok(Json(TokenResponse { token, room_name, livekit_url: state.livekit_url_for_browsers.clone(), identity }))
 }
 
 fn check_user_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
+    let hidden = hidden_character(name);
     let problem = if name.is_empty() {
         Some("must not be empty".to_owned())
     } else if name.chars().count() > MAX_USER_NAME_CHARS {
@@ -100,7 +91,12 @@ fn check_user_name(raw: &str) -> Result<String, ApiError> {
     } else if name.chars().any(char::is_control) {
         Some("must not contain control characters".to_owned())
     } else {
-        None
+        hidden.map(|c| {
+            format!(
+                "must not contain invisible or text-direction characters (it has U+{:04X}); type the name as it reads",
+                u32::from(c)
+            )
+        })
     };
     match problem {
         Some(why) => {
@@ -110,7 +106,79 @@ fn check_user_name(raw: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The first character that changes how the name reads without being seen: text-direction
+/// overrides and isolates (which can make "Ravi" display as something else to the agent's
+/// operators), zero-width and other invisible characters (which hide text, or make one name look
+/// like another). Zero-width joiners and non-joiners are allowed between two characters of an
+/// Indic script, where they are part of how words are spelt.
+fn hidden_character(name: &str) -> Option<char> {
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().find_map(|(i, &c)| {
+        let joiner = matches!(c, '\u{200C}' | '\u{200D}');
+        let between_indic = i > 0 && chars.get(i + 1).is_some_and(|&next| indic(next)) && indic(chars[i - 1]);
+        let hidden = if joiner { !between_indic } else { invisible_or_directional(c) };
+        hidden.then_some(c)
+    })
+}
+
+/// Devanagari to Sinhala: the scripts of the languages this product speaks.
+fn indic(c: char) -> bool {
+    ('\u{0900}'..='\u{0DFF}').contains(&c)
+}
+
+fn invisible_or_directional(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
 /// Unguessable, so nobody can join another person's room by guessing its name.
 fn random_suffix() -> String {
     rand::rng().sample_iter(&Alphanumeric).take(12).map(char::from).collect::<String>().to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direction_overrides_and_invisible_characters_are_refused() {
+        for name in [
+            "Ravi\u{202E}nomis",
+            "\u{2066}Ravi\u{2069}",
+            "Ra\u{200B}vi",
+            "Ra\u{FEFF}vi",
+            "Ra\u{200D}vi",
+            "Ravi\u{E0041}",
+        ] {
+            let error = check_user_name(name).expect_err(name);
+            assert_eq!((error.code, error.field), ("invalid_user_name", Some("userName")), "{name}");
+            assert!(error.message.contains("invisible or text-direction"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn names_in_every_script_pass_including_indic_joiners() {
+        for name in ["Priya Sharma", "प्रिया", "क्\u{200D}ष", "ര\u{200D}്", "Ōmae Łukasz", "محمد", "Zoë-Anne"]
+        {
+            assert_eq!(check_user_name(name).expect(name), name);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use pb::{server_message, worker_message};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::config::Secret;
+use crate::config::{Secret, redact_url};
 use crate::livekit::signal::{self, FrameError, WsStream};
 
 /// The worker protocol version we speak (LiveKit's agents protocol 1).
@@ -41,13 +41,15 @@ pub async fn register(
         match tokio::time::timeout(REGISTER_TIMEOUT, tokio_tungstenite::connect_async_with_config(request, None, true))
             .await
         {
-            Err(_) => return Err(format!("{endpoint} did not answer within {REGISTER_TIMEOUT:?}")),
+            Err(_) => {
+                return Err(format!("{} did not answer within {REGISTER_TIMEOUT:?}", redact_url(endpoint.as_str())));
+            }
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let body =
                     response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().trim().to_owned();
                 return Err(format!("LiveKit refused the worker with HTTP {}: {body}", response.status().as_u16()));
             }
-            Ok(Err(e)) => return Err(format!("cannot reach {endpoint}: {e}")),
+            Ok(Err(e)) => return Err(format!("cannot reach {}: {e}", redact_url(endpoint.as_str()))),
             Ok(Ok(connected)) => connected,
         };
     let mut socket = AgentSocket { ws };

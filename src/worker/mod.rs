@@ -201,7 +201,7 @@ impl Runner {
             .await
         {
             Ok((socket, worker_id)) => {
-                tracing::info!(worker_id = %worker_id, agent_name = %config.limits.agent_name, url = %config.livekit_url, "registered with LiveKit");
+                tracing::info!(worker_id = %worker_id, agent_name = %config.limits.agent_name, url = %crate::config::redact_url(&config.livekit_url), "registered with LiveKit");
                 self.socket = Some(socket);
                 self.attempt = 0;
                 self.last_heard = Instant::now();

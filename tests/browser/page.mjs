@@ -79,11 +79,13 @@ async function runChecks(context, baseUrl) {
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(STEP_MS);
   const problems = watchProblems(page);
+  await page.addInitScript(recordCspViolations);
 
   await checkLoads(page, baseUrl, problems);
   await checkLanguagesAndVoices(page, baseUrl);
   await checkTokenAndVoiceServerError(page);
   await checkEmptyName(page);
+  await checkNoCspViolation(page, problems);
   if (problems.uncaught.length > 0) {
     fail('page', `uncaught exceptions during the run: ${problems.uncaught.join(' | ')}`);
   }
@@ -117,6 +119,11 @@ async function checkLoads(page, baseUrl, problems) {
   if (!response?.ok()) {
     fail('a', `GET / answered ${response?.status()}`);
   }
+  const headers = response.headers();
+  const csp = headers['content-security-policy'] ?? '';
+  if (!csp.includes("frame-ancestors 'none'") || !csp.includes("script-src 'self'") || headers['x-frame-options'] !== 'DENY') {
+    fail('a', `the page lacks its Content-Security-Policy or framing protection: CSP "${csp}", X-Frame-Options "${headers['x-frame-options']}"`);
+  }
   if (vendorStatus !== 200) {
     fail('a', `/vendor/livekit-client.umd.js answered ${vendorStatus}; is web/node_modules installed?`);
   }
@@ -128,7 +135,26 @@ async function checkLoads(page, baseUrl, problems) {
   if (loadProblems.length > 0) {
     fail('a', `the page logged problems while loading:\n  ${loadProblems.join('\n  ')}`);
   }
-  pass('a', 'page loads without console errors or warnings; livekit-client is served and defines LivekitClient');
+  pass('a', 'page loads under its Content-Security-Policy without console errors or warnings; livekit-client is served and defines LivekitClient');
+}
+
+/** Runs in the page before its scripts: keeps every CSP violation the browser reports. */
+function recordCspViolations() {
+  window.cspViolations = [];
+  document.addEventListener('securitypolicyviolation', (event) => {
+    window.cspViolations.push(`${event.effectiveDirective} blocked ${event.blockedURI.split('?')[0] || 'inline code'}`);
+  });
+}
+
+/** The whole run, the connection attempt included, worked within the page's policy: a blocked
+ * connection would also end in "cannot reach the voice server", so it must be ruled out here. */
+async function checkNoCspViolation(page, problems) {
+  const violations = await page.evaluate(() => window.cspViolations);
+  const reported = problems.console.filter((line) => /Content Security Policy/i.test(line)).map((line) => line.slice(0, 200));
+  if (violations.length > 0 || reported.length > 0) {
+    fail('f', `the page broke its Content-Security-Policy: ${[...violations, ...reported].join(' | ')}`);
+  }
+  pass('f', 'no Content-Security-Policy violation during the whole run, the LiveKit connection attempt included');
 }
 
 async function checkLanguagesAndVoices(page, baseUrl) {

@@ -45,10 +45,19 @@ try {
     ],
   });
   const page = await context.newPage();
+  await page.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (event) => {
+      window.cspViolations.push(`${event.effectiveDirective} blocked ${event.blockedURI.split('?')[0] || 'inline code'}`);
+    });
+  });
   const logs = [];
   page.on('console', (message) => logs.push(`${message.type()}: ${message.text()}`));
   page.on('pageerror', (error) => logs.push(`pageerror: ${error.message}`));
-  await page.goto(args.url);
+  const loaded = await page.goto(args.url);
+  if (!(loaded?.headers()['content-security-policy'] ?? '').includes("frame-ancestors 'none'")) {
+    failures.push('the page was served without its Content-Security-Policy');
+  }
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="agent-select"] option').length > 0);
   await page.fill('[data-testid="name-input"]', 'Browser Caller');
   await page.click('[data-testid="connect-button"]');
@@ -82,10 +91,12 @@ try {
   });
   if (!sampling) throw new Error('the agent published no audio track');
 
-  const finals = (speaker) => `window.voiceAgent.state.transcripts.filter((t) => t.speaker === '${speaker}' && t.final).map((t) => t.text)`;
   await page.waitForFunction(
-    ([agentFinals, userFinals]) => eval(agentFinals).length >= 2 && eval(userFinals).length >= 1,
-    [finals('Agent'), finals('You')],
+    () => {
+      const finals = (speaker) => window.voiceAgent.state.transcripts.filter((t) => t.speaker === speaker && t.final);
+      return finals('Agent').length >= 2 && finals('You').length >= 1;
+    },
+    null,
     { timeout: 60_000 },
   ).catch(() => {});
   await page.waitForFunction(() => window.voiceAgent.state.agentState === 'listening', null, { timeout: 10_000 });
@@ -126,6 +137,8 @@ try {
 
   await page.click('[data-testid="disconnect-button"]');
   await page.waitForFunction(() => window.voiceAgent.state.connection === 'disconnected', null, { timeout: 10_000 });
+  const violations = await page.evaluate(() => window.cspViolations);
+  if (violations.length) failures.push(`the page broke its Content-Security-Policy: ${violations.join(' | ')}`);
   if (failures.length) console.error(logs.join('\n'));
 } catch (error) {
   failures.push(String(error && error.stack ? error.stack : error));

@@ -41,6 +41,8 @@ pub fn profile_json(id: &str, name: &str) -> String {
 struct Script {
     answers: Mutex<HashMap<String, Answer>>,
     hits: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
 }
 
 pub struct MockN8n {
@@ -72,6 +74,16 @@ impl MockN8n {
     pub fn hits(&self) -> usize {
         self.script.hits.load(Ordering::SeqCst)
     }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> usize {
+        self.script.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests ever answered at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.script.most_in_flight.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for MockN8n {
@@ -82,6 +94,9 @@ impl Drop for MockN8n {
 
 async fn agent_config(State(script): State<Arc<Script>>, Query(query): Query<HashMap<String, String>>) -> Response {
     script.hits.fetch_add(1, Ordering::SeqCst);
+    let now = script.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    script.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _answered = InFlight(&script.in_flight);
     let id = query.get("agent_id").cloned().unwrap_or_default();
     let answer = script.answers.lock().expect("not poisoned").get(&id).cloned();
     match answer {
@@ -90,6 +105,15 @@ async fn agent_config(State(script): State<Arc<Script>>, Query(query): Query<Has
             StatusCode::NOT_FOUND,
             format!(r#"{{"error":"unknown_agent","message":"No agent profile with id {id}"}}"#),
         ),
+    }
+}
+
+/// Counts a request out when its answer is done, or when the client gave up on it.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -3,6 +3,7 @@
 use url::Url;
 
 use super::ConnectError;
+use crate::config::redact_url;
 
 /// The signal protocol we speak. 16 gets every feature an agent uses (LeaveRequest actions,
 /// OK RequestResponses) without packet trailers (protocol 17), which carry nothing for audio-only.
@@ -38,20 +39,21 @@ pub fn validate_url(join: &Url) -> Url {
 
 /// Joins `path` onto the server URL, switching http(s) to ws(s) when `websocket`.
 pub fn endpoint(base: &str, path: &str, websocket: bool) -> Result<Url, ConnectError> {
-    let mut url = Url::parse(base.trim()).map_err(|e| ConnectError::InvalidUrl(format!("`{base}`: {e}")))?;
+    let shown = redact_url(base);
+    let mut url = Url::parse(base.trim()).map_err(|e| ConnectError::InvalidUrl(format!("`{shown}`: {e}")))?;
     let scheme = match (url.scheme(), websocket) {
         ("ws" | "http", true) => "ws",
         ("wss" | "https", true) => "wss",
         ("ws" | "http", false) => "http",
         ("wss" | "https", false) => "https",
         (other, _) => {
-            return Err(ConnectError::InvalidUrl(format!("`{base}`: scheme `{other}` is not ws, wss, http or https")));
+            return Err(ConnectError::InvalidUrl(format!("`{shown}`: scheme `{other}` is not ws, wss, http or https")));
         }
     };
     if url.host().is_none() {
-        return Err(ConnectError::InvalidUrl(format!("`{base}` has no host")));
+        return Err(ConnectError::InvalidUrl(format!("`{shown}` has no host")));
     }
-    url.set_scheme(scheme).map_err(|()| ConnectError::InvalidUrl(format!("`{base}` cannot use {scheme}")))?;
+    url.set_scheme(scheme).map_err(|()| ConnectError::InvalidUrl(format!("`{shown}` cannot use {scheme}")))?;
     let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
     url.set_path(&joined);
     url.set_query(None);
