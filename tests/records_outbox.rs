@@ -1,13 +1,16 @@
 //! Call records against a mock n8n lead-capture webhook: they arrive exactly as stored, with their
 //! call id as Idempotency-Key and a signature n8n can check; they are on disk before the first
 //! try and leave it only after a 2xx; outages, slow answers and dropped connections are retried,
-//! refusals kept in dead/ with n8n's answer; and `agent-worker deliver` finishes the job after a
-//! kill -9 at any moment.
+//! refusals kept in dead/ with n8n's answer, redirects never followed; the spool is private to the
+//! worker's user; and `agent-worker deliver` finishes the job after a kill -9 at any moment.
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::mocks::n8n_leads::{MockLeads, PATH, Received, Reply};
@@ -32,7 +35,7 @@ fn config(dir: &Path, url: Option<Url>) -> OutboxConfig {
 }
 
 async fn start(config: OutboxConfig) -> Outbox {
-    Outbox::start(config, reqwest::Client::new()).await.unwrap_or_else(|e| panic!("{e}"))
+    Outbox::start(config).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A record as the pipeline writes one: JSON with text in two scripts.
@@ -199,6 +202,76 @@ async fn a_refused_record_goes_to_dead_with_n8ns_answer_and_is_not_retried() {
 }
 
 #[tokio::test]
+async fn records_reach_an_n8n_whose_url_carries_basic_auth_credentials() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n8n = MockLeads::start([]).await;
+    let mut url = n8n.url();
+    url.set_username("n8n-user").expect("a host URL takes credentials");
+    url.set_password(Some("s3cret pass")).expect("a host URL takes credentials");
+    let outbox = start(config(dir.path(), Some(url))).await;
+    outbox.submit("AJ_auth", record("AJ_auth")).await.expect("stored");
+    drained(&outbox).await;
+
+    assert_eq!(outbox.tally(), Tally { delivered: 1, dead: 0 }, "delivered, not moved to dead/");
+    let received = n8n.received();
+    assert_eq!(keys(&received), ["AJ_auth"]);
+    let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "n8n-user:s3cret pass");
+    assert_eq!(received[0].header("authorization"), Some(format!("Basic {basic}").as_str()));
+    assert_eq!(files(dir.path()), [".lock", "dead"]);
+    outbox.close(Instant::now() + LIMIT).await;
+}
+
+/// An address that counts the connections made to it and never answers.
+struct Tripwire {
+    url: Url,
+    connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Tripwire {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let url = format!("http://mover:hunter2@127.0.0.1:{port}{PATH}").parse().expect("a valid URL");
+        Self { url, connections, task }
+    }
+}
+
+impl Drop for Tripwire {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_never_followed_and_the_record_waits_for_n8ns_new_address() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let elsewhere = Tripwire::start().await;
+    let redirects = [301, 302, 303, 307, 308].map(|status| Reply::redirect(status, elsewhere.url.as_str()));
+    let n8n = MockLeads::start(redirects).await;
+    let outbox = start(config(dir.path(), Some(n8n.url()))).await;
+    outbox.submit("AJ_moved", record("AJ_moved")).await.expect("stored");
+    drained(&outbox).await;
+
+    let received = n8n.received();
+    assert_eq!(keys(&received), ["AJ_moved"; 6], "every redirect is retried at n8n's address, then delivered");
+    assert!(received.iter().all(|r| r.body == record("AJ_moved")));
+    assert_eq!(elsewhere.connections.load(Ordering::SeqCst), 0, "nothing, neither a POST nor a GET, went elsewhere");
+    assert_eq!(outbox.tally(), Tally { delivered: 1, dead: 0 }, "a redirect never sends a record to dead/");
+    assert_eq!(files(&dir.path().join("dead")), Vec::<String>::new());
+    outbox.close(Instant::now() + LIMIT).await;
+}
+
+#[tokio::test]
 async fn without_a_url_records_stay_on_disk() {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox = start(config(dir.path(), None)).await;
@@ -249,7 +322,7 @@ fn config_for(dir: &Path, n8n: &MockLeads) -> OutboxConfig {
 async fn a_second_outbox_on_the_same_spool_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = start(config(dir.path(), None)).await;
-    let error = Outbox::start(config(dir.path(), None), reqwest::Client::new()).await.expect_err("already in use");
+    let error = Outbox::start(config(dir.path(), None)).await.expect_err("already in use");
     assert!(matches!(error, RecordsError::Locked { .. }), "{error}");
     assert!(error.to_string().contains(&dir.path().display().to_string()), "names the directory: {error}");
     first.close(Instant::now()).await;
@@ -303,8 +376,9 @@ struct Deliver {
     child: Child,
 }
 
-fn deliver(spool: &Path, n8n: &Url) -> Deliver {
-    let child = Command::new(env!("CARGO_BIN_EXE_agent-worker"))
+fn deliver_command(spool: &Path, n8n: &Url) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agent-worker"));
+    command
         .arg("deliver")
         // Away from the repository, so a developer's .env does not join in.
         .current_dir(spool.parent().expect("the spool is in a temp dir"))
@@ -316,10 +390,20 @@ fn deliver(spool: &Path, n8n: &Url) -> Deliver {
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("agent-worker runs");
-    Deliver { child }
+        .kill_on_drop(true);
+    command
+}
+
+fn deliver(spool: &Path, n8n: &Url) -> Deliver {
+    Deliver { child: deliver_command(spool, n8n).spawn().expect("agent-worker runs") }
+}
+
+/// Runs `agent-worker deliver` until it exits by itself; its status and its log.
+async fn deliver_to_the_end(spool: &Path, n8n: &Url) -> (std::process::ExitStatus, String) {
+    let output = tokio::time::timeout(LIMIT, deliver_command(spool, n8n).output()).await;
+    let output = output.expect("deliver exits by itself").expect("agent-worker runs");
+    let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status, log)
 }
 
 impl Deliver {
@@ -441,4 +525,61 @@ async fn deliver_stopped_by_sigterm_leaves_the_rest_on_disk_and_exits_zero() {
     let (status, stderr) = run.exit().await;
     assert!(status.success(), "{status}: {stderr}");
     assert!(spool.join("AJ_wait.json").exists());
+}
+
+#[tokio::test]
+async fn deliver_logs_where_n8n_moved_without_credentials_and_delivers_once_it_answers() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let spool = spool_dir(&temp);
+    spool_records(&spool, &["AJ_moved"]).await;
+    let moved = "https://admin:hunter2@n8n.example.net/webhook/lead-capture-v2?from=old";
+    let n8n = MockLeads::start([Reply::redirect(308, moved), Reply::redirect(301, "/webhook/elsewhere")]).await;
+    let mut base = n8n.base_url();
+    base.set_username("worker").expect("a host URL takes credentials");
+    base.set_password(Some("base-password")).expect("a host URL takes credentials");
+
+    let (status, log) = deliver_to_the_end(&spool, &base).await;
+    assert!(status.success(), "{status}: {log}");
+    assert_eq!(keys(&n8n.received()), ["AJ_moved"; 3], "retried at the configured address, then delivered");
+    let moved_lines: Vec<&str> = log.lines().filter(|line| line.contains("n8n's address moved")).collect();
+    assert_eq!(moved_lines.len(), 2, "{log}");
+    assert!(
+        moved_lines[0].contains("308")
+            && moved_lines[0].contains("https://n8n.example.net/webhook/lead-capture-v2?from=old"),
+        "{log}"
+    );
+    let relative = format!("{}webhook/elsewhere", n8n.base_url());
+    assert!(
+        moved_lines[1].contains("301") && moved_lines[1].contains(&relative),
+        "resolved against n8n's address: {log}"
+    );
+    for secret in ["hunter2", "admin", "base-password", "worker:"] {
+        assert!(!log.contains(secret), "`{secret}` reached the log: {log}");
+    }
+    assert_eq!(files(&spool), [".lock", "dead"]);
+}
+
+#[tokio::test]
+async fn deliver_warns_when_the_spool_is_open_to_other_users() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let spool = spool_dir(&temp);
+    spool_records(&spool, &["AJ_private"]).await;
+    let n8n = MockLeads::start([]).await;
+    let (status, log) = deliver_to_the_end(&spool, &n8n.base_url()).await;
+    assert!(status.success(), "{status}: {log}");
+    assert!(!log.contains("open to other users"), "a spool the worker made is private: {log}");
+
+    // As an earlier version left it: a world-readable directory and record.
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o755)).expect("settable");
+    std::fs::write(spool.join("AJ_open.json"), record("AJ_open")).expect("writable");
+    std::fs::set_permissions(spool.join("AJ_open.json"), std::fs::Permissions::from_mode(0o644)).expect("settable");
+    let (status, log) = deliver_to_the_end(&spool, &n8n.base_url()).await;
+    assert!(status.success(), "the spool is still used: {status}: {log}");
+    let warning = log.lines().find(|line| line.contains("open to other users")).unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        warning.contains("WARN") && warning.contains(&spool.display().to_string()) && warning.contains("755"),
+        "{warning}"
+    );
+    assert!(warning.contains("chmod -R go-rwx"), "says how to close it: {warning}");
+    assert_eq!(keys(&n8n.received()), ["AJ_private", "AJ_open"]);
 }

@@ -48,17 +48,8 @@ pub(super) enum Verdict {
 }
 
 /// Decides what n8n's answer means. `retry_after` is the answer's `Retry-After`, which counts for
-/// 429 and 503 only, as HTTP defines it; `redirected` says the answer came from another address.
-pub(super) fn classify(status: u16, retry_after: Option<Duration>, redirected: bool) -> Verdict {
-    if redirected {
-        // reqwest follows 301, 302 and 303 by turning the POST into a GET without the body, so a
-        // 2xx after a redirect does not prove that n8n has the record.
-        return Verdict::Dead {
-            reason: format!(
-                "n8n's address redirected the POST elsewhere (final answer HTTP {status}); set N8N_BASE_URL to the address it redirects to"
-            ),
-        };
-    }
+/// 429 and 503 only, as HTTP defines it.
+pub(super) fn classify(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
         200..=299 => Verdict::Delivered,
         429 | 503 => Verdict::Retry { after: retry_after, scope: Scope::Endpoint },
@@ -66,8 +57,13 @@ pub(super) fn classify(status: u16, retry_after: Option<Duration>, redirected: b
         // every start, and until someone activates it. The webhook is missing, not the record at
         // fault, so records wait for it (the warning carries n8n's own hint) instead of dying.
         404 | 408 | 502 | 504 => Verdict::Retry { after: None, scope: Scope::Endpoint },
+        // Redirects are not followed: a client following one may turn the POST into a GET
+        // without the record, or hand the record (and its credentials) to another host. n8n's
+        // address moved, which is an outage until N8N_BASE_URL says where it went; the record is
+        // not at fault.
+        300..=399 => Verdict::Retry { after: None, scope: Scope::Endpoint },
         400..=499 => Verdict::Dead { reason: format!("n8n refused it with HTTP {status}") },
-        100..=399 => Verdict::Dead { reason: format!("n8n answered HTTP {status}, which does not take a record") },
+        100..=199 => Verdict::Dead { reason: format!("n8n answered HTTP {status}, which does not take a record") },
         _ => Verdict::Retry { after: None, scope: Scope::Record },
     }
 }
@@ -106,27 +102,31 @@ mod tests {
     #[test]
     fn answers_are_classified_as_http_and_n8n_mean_them() {
         let after = Some(Duration::from_secs(7));
-        assert_eq!(classify(200, None, false), Verdict::Delivered);
-        assert_eq!(classify(204, after, false), Verdict::Delivered);
-        assert_eq!(classify(429, after, false), Verdict::Retry { after, scope: Scope::Endpoint });
-        assert_eq!(classify(503, after, false), Verdict::Retry { after, scope: Scope::Endpoint });
-        assert_eq!(classify(503, None, false), Verdict::Retry { after: None, scope: Scope::Endpoint });
+        assert_eq!(classify(200, None), Verdict::Delivered);
+        assert_eq!(classify(204, after), Verdict::Delivered);
+        assert_eq!(classify(429, after), Verdict::Retry { after, scope: Scope::Endpoint });
+        assert_eq!(classify(503, after), Verdict::Retry { after, scope: Scope::Endpoint });
+        assert_eq!(classify(503, None), Verdict::Retry { after: None, scope: Scope::Endpoint });
         for status in [404, 408, 502, 504] {
-            assert_eq!(classify(status, after, false), Verdict::Retry { after: None, scope: Scope::Endpoint });
+            assert_eq!(classify(status, after), Verdict::Retry { after: None, scope: Scope::Endpoint });
         }
         for status in [500, 501, 599] {
-            assert_eq!(classify(status, after, false), Verdict::Retry { after: None, scope: Scope::Record });
+            assert_eq!(classify(status, after), Verdict::Retry { after: None, scope: Scope::Record });
         }
         for status in [400, 401, 403, 409, 413, 422] {
-            let Verdict::Dead { reason } = classify(status, None, false) else { panic!("{status} is final") };
+            let Verdict::Dead { reason } = classify(status, None) else { panic!("{status} is final") };
             assert!(reason.contains(&status.to_string()), "{reason}");
         }
-        assert!(matches!(classify(304, None, false), Verdict::Dead { .. }));
+        assert!(matches!(classify(101, None), Verdict::Dead { .. }));
     }
 
     #[test]
-    fn a_redirected_answer_never_counts_as_delivered() {
-        let Verdict::Dead { reason } = classify(200, None, true) else { panic!("not proof of delivery") };
-        assert!(reason.contains("N8N_BASE_URL"), "{reason}");
+    fn a_redirect_is_an_outage_of_n8ns_address_not_a_delivery_or_a_refusal() {
+        for status in [301, 302, 303, 307, 308] {
+            assert_eq!(
+                classify(status, Some(Duration::from_secs(9))),
+                Verdict::Retry { after: None, scope: Scope::Endpoint }
+            );
+        }
     }
 }

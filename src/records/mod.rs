@@ -39,6 +39,13 @@ pub enum RecordsError {
         lock.display()
     )]
     Locked { dir: PathBuf, lock: PathBuf },
+    #[error(
+        "the call record spool's lock file {} is a symbolic link; it is not followed, as it could point anywhere: remove it (the worker creates a plain one)",
+        lock.display()
+    )]
+    SymlinkedLock { lock: PathBuf },
+    #[error("cannot set up the HTTP client that sends call records to n8n: {reason}")]
+    Client { reason: String },
     #[error("cannot {action} {}: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("the disk work for call records in {} stopped before it finished: {reason}", dir.display())]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 use url::Url;
@@ -29,6 +29,9 @@ const ANSWER_KEPT: usize = 64 * 1024;
 
 /// How much of an answer a log line shows.
 const ANSWER_LOGGED: usize = 500;
+
+/// How much of a redirect's Location a log line shows.
+const LOCATION_LOGGED: usize = 300;
 
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
@@ -99,7 +102,7 @@ impl fmt::Debug for Outbox {
 impl Outbox {
     /// Opens (creates) the spool, locks it, and starts the delivery task, which first sends what
     /// the spool holds.
-    pub async fn start(config: OutboxConfig, http: reqwest::Client) -> Result<Outbox, RecordsError> {
+    pub async fn start(config: OutboxConfig) -> Result<Outbox, RecordsError> {
         let dir = config.dir.clone();
         let (spool, waiting) = blocking(&config.dir, move || {
             let spool = Spool::open(&dir)?;
@@ -121,6 +124,12 @@ impl Outbox {
                 (None, None)
             }
             Some(url) => {
+                // Its own client, as redirects must not be followed (see `backoff::classify`) and
+                // that is a setting of the whole client in reqwest.
+                let http = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| RecordsError::Client { reason: e.to_string() })?;
                 tracing::info!(dir = %shown, waiting = waiting.len(), endpoint = %without_credentials(&url), "sending call records to n8n");
                 let (queue, submitted) = mpsc::unbounded_channel();
                 let delivery = Delivery {
@@ -206,6 +215,20 @@ fn without_credentials(url: &Url) -> Url {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown
+}
+
+/// Where a redirect points, for the log: resolved against the webhook's URL, without credentials
+/// (the webhook's own are kept by a relative Location), cut short.
+fn moved_to(url: &Url, location: Option<&reqwest::header::HeaderValue>) -> String {
+    let Some(location) = location else { return "no Location".to_owned() };
+    let Some(target) = location.to_str().ok().and_then(|l| url.join(l).ok()) else {
+        return "a Location that is not a URL".to_owned();
+    };
+    let shown = without_credentials(&target).to_string();
+    match shown.char_indices().nth(LOCATION_LOGGED) {
+        Some((cut, _)) => format!("{}…", &shown[..cut]),
+        None => shown,
+    }
 }
 
 /// What one POST came to.
@@ -322,9 +345,23 @@ impl Delivery {
             }
         };
         let status = response.status();
-        let verdict = backoff::classify(status.as_u16(), retry_after(response.headers()), response.url() != &self.url);
-        let answer = if verdict == Verdict::Delivered { String::new() } else { read_answer(&mut response).await };
-        Outcome { verdict, what: format!("HTTP {status}"), answer }
+        let verdict = backoff::classify(status.as_u16(), retry_after(response.headers()));
+        let what = if status.is_redirection() {
+            format!(
+                "n8n's address moved: HTTP {status} to {}; records wait until N8N_BASE_URL and \
+                 N8N_WEBHOOK_LEAD_CAPTURE point at the new address",
+                moved_to(&self.url, response.headers().get(LOCATION))
+            )
+        } else {
+            format!("HTTP {status}")
+        };
+        let answer = match verdict {
+            Verdict::Delivered => String::new(),
+            // A redirect's page says no more than its Location.
+            _ if status.is_redirection() => String::new(),
+            _ => read_answer(&mut response).await,
+        };
+        Outcome { verdict, what, answer }
     }
 
     async fn delivered(&mut self, id: RecordId) {

@@ -7,10 +7,17 @@
 //! not there at all (and then its `submit` never returned). Leftover temporary files were never
 //! acknowledged, so opening the spool removes them.
 //!
+//! Records hold names, phones, emails and transcripts, so only the worker's user may read them:
+//! the spool and `dead/` are created 0700 and every file in them 0600, whatever the umask; a spool
+//! an earlier version (or a person) left open to others is used, with a warning saying how to
+//! close it. `.lock` is never followed when it is a symbolic link: whoever can place one could
+//! otherwise make the worker create or lock a file anywhere its user may write.
+//!
 //! Plain blocking `std::fs`: the outbox runs these on tokio's blocking threads.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
@@ -23,6 +30,13 @@ const DEAD: &str = "dead";
 const RECORD: &str = ".json";
 const ANSWER: &str = ".answer.txt";
 const TMP: &str = ".tmp";
+
+/// Only the worker's user may list or enter the spool and `dead/`.
+const DIR_MODE: u32 = 0o700;
+/// Only the worker's user may read or write records, answers and the lock.
+const FILE_MODE: u32 = 0o600;
+/// Permission bits that let the file's group or anyone else in.
+const OPEN_TO_OTHERS: u32 = 0o077;
 
 pub(super) struct Spool {
     dir: PathBuf,
@@ -48,7 +62,7 @@ fn sync_dir(dir: &Path) -> Result<(), RecordsError> {
 /// Writes `bytes` to a new file at `path` and flushes them to the disk; no file is left behind
 /// on failure.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RecordsError> {
-    let written = OpenOptions::new().write(true).create_new(true).open(path).and_then(|mut file| {
+    let written = OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(path).and_then(|mut file| {
         file.write_all(bytes)?;
         file.sync_all()
     });
@@ -68,17 +82,18 @@ impl Spool {
     pub fn open(dir: &Path) -> Result<Self, RecordsError> {
         let existed = dir.is_dir();
         let dead = dir.join(DEAD);
-        fs::create_dir_all(&dead).map_err(io_error("create", &dead))?;
-        if !existed && let Some(parent) = dir.parent() {
-            sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
+        if !existed {
+            // Directories above the spool hold nothing private; they get the usual permissions.
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+            create_private_dir(dir)?;
+            sync_dir(parent)?;
+        }
+        if !dead.is_dir() {
+            create_private_dir(&dead)?;
         }
         let lock_path = dir.join(LOCK);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error("open", &lock_path))?;
+        let lock = open_lock(&lock_path)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -92,6 +107,16 @@ impl Spool {
         for place in [&spool.dir, &spool.dead] {
             remove_unfinished(place)?;
             sync_dir(place)?;
+        }
+        if let Some(open) = exposure(&spool.dir)? {
+            tracing::warn!(
+                dir = %spool.dir.display(),
+                mode = %format_args!("{:o}", open.mode),
+                files_open_to_others = open.readable_files,
+                "the call record spool is open to other users, and call records hold personal data; \
+                 close it with `chmod -R go-rwx {}` (the worker creates new files private)",
+                spool.dir.display()
+            );
         }
         Ok(spool)
     }
@@ -187,6 +212,67 @@ impl Spool {
     }
 }
 
+/// Creates one directory only its owner may use, whatever the umask.
+fn create_private_dir(dir: &Path) -> Result<(), RecordsError> {
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => {}
+        // Another process made it in the meantime; its permissions are checked like any other.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(source) => return Err(RecordsError::Io { action: "create", path: dir.to_path_buf(), source }),
+    }
+    // A strict umask (0277) can take the owner's own bits away; this gives them back.
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(io_error("set permissions of", dir))
+}
+
+/// Opens (creates) the lock file without following a symbolic link in its place.
+fn open_lock(path: &Path) -> Result<File, RecordsError> {
+    let opened = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    match opened {
+        Ok(file) => Ok(file),
+        // O_NOFOLLOW on a symbolic link fails with ELOOP.
+        Err(_) if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+            Err(RecordsError::SymlinkedLock { lock: path.to_path_buf() })
+        }
+        Err(source) => Err(RecordsError::Io { action: "open", path: path.to_path_buf(), source }),
+    }
+}
+
+/// How far a spool is open to users other than its owner.
+#[derive(Debug, PartialEq, Eq)]
+struct Exposure {
+    /// The spool directory's permission bits.
+    mode: u32,
+    /// Records and answers (waiting or in `dead/`) that others may read once in the directory.
+    readable_files: usize,
+}
+
+/// `None` when only the owner may use the spool. The spool directory decides: others who cannot
+/// enter it cannot reach what it holds, whatever the files' own permissions; through a directory
+/// they may list they learn call ids, and through one they may enter they read records.
+fn exposure(dir: &Path) -> Result<Option<Exposure>, RecordsError> {
+    let mode = fs::metadata(dir).map_err(io_error("inspect", dir))?.permissions().mode() & 0o7777;
+    if mode & OPEN_TO_OTHERS == 0 {
+        return Ok(None);
+    }
+    let mut readable_files = 0;
+    for place in [dir.to_path_buf(), dir.join(DEAD)] {
+        for entry in fs::read_dir(&place).map_err(io_error("read", &place))? {
+            let entry = entry.map_err(io_error("read", &place))?;
+            let metadata = entry.metadata().map_err(io_error("inspect", &entry.path()))?;
+            if metadata.is_file() && metadata.permissions().mode() & OPEN_TO_OTHERS != 0 {
+                readable_files += 1;
+            }
+        }
+    }
+    Ok(Some(Exposure { mode, readable_files }))
+}
+
 /// Removes the temporary files of writes a crash interrupted.
 fn remove_unfinished(dir: &Path) -> Result<(), RecordsError> {
     for entry in fs::read_dir(dir).map_err(io_error("read", dir))? {
@@ -201,9 +287,14 @@ fn remove_unfinished(dir: &Path) -> Result<(), RecordsError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::symlink;
     use std::time::Duration;
 
     use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).expect("exists").permissions().mode() & 0o7777
+    }
 
     fn id(text: &str) -> RecordId {
         RecordId::parse(text).expect("a valid id")
@@ -305,5 +396,60 @@ mod tests {
         let spool = Spool::open(&nested).expect("creates");
         spool.put(&id("AJ_1"), b"{}").expect("stored");
         assert!(nested.join("dead").is_dir());
+    }
+
+    #[test]
+    fn only_the_owner_may_read_the_spool_and_everything_written_in_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool_dir = dir.path().join("data/outbox");
+        let spool = Spool::open(&spool_dir).expect("creates");
+        spool.put(&id("AJ_kept"), b"{\"phone\":\"+919876543210\"}").expect("stored");
+        spool.put(&id("AJ_refused"), b"{}").expect("stored");
+        spool.bury(&id("AJ_refused"), "HTTP 400").expect("buried");
+        assert_eq!(mode(&spool_dir), 0o700, "the spool");
+        assert_eq!(mode(&spool_dir.join("dead")), 0o700, "dead/");
+        for file in [".lock", "AJ_kept.json", "dead/AJ_refused.json", "dead/AJ_refused.answer.txt"] {
+            assert_eq!(mode(&spool_dir.join(file)), 0o600, "{file}");
+        }
+        assert!(exposure(&spool_dir).expect("inspected").is_none());
+    }
+
+    #[test]
+    fn a_spool_open_to_others_is_reported_with_its_readable_files_and_still_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("dead")).expect("creatable");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("settable");
+        for file in ["AJ_old.json", "dead/AJ_older.json"] {
+            fs::write(dir.path().join(file), "{}").expect("writable");
+            fs::set_permissions(dir.path().join(file), fs::Permissions::from_mode(0o644)).expect("settable");
+        }
+        let spool = Spool::open(dir.path()).expect("an open spool is still used");
+        assert_eq!(exposure(dir.path()).expect("inspected"), Some(Exposure { mode: 0o755, readable_files: 2 }));
+        assert_eq!(spool.list().expect("listed"), [id("AJ_old")]);
+        drop(spool);
+
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("settable");
+        assert_eq!(exposure(dir.path()).expect("inspected"), None, "files in a closed spool are out of reach");
+    }
+
+    #[test]
+    fn a_symlinked_lock_is_refused_and_not_followed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool_dir = dir.path().join("outbox");
+        fs::create_dir(&spool_dir).expect("creatable");
+        let target = dir.path().join("elsewhere");
+        symlink(&target, spool_dir.join(".lock")).expect("symlink");
+        let Err(error) = Spool::open(&spool_dir) else { panic!("a symlinked lock must be refused") };
+        assert!(matches!(error, RecordsError::SymlinkedLock { .. }), "{error}");
+        let text = error.to_string();
+        assert!(
+            text.contains(&spool_dir.join(".lock").display().to_string()) && text.contains("symbolic link"),
+            "{text}"
+        );
+        assert!(!target.exists(), "the link's target was not created");
+
+        fs::write(&target, "someone's file").expect("writable");
+        assert!(Spool::open(&spool_dir).is_err(), "nor opened when it exists");
+        assert_eq!(fs::read_to_string(&target).expect("readable"), "someone's file");
     }
 }

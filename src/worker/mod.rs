@@ -11,6 +11,7 @@
 
 mod connection;
 mod health;
+mod identity;
 mod job;
 mod load;
 mod session;
@@ -269,7 +270,8 @@ impl Runner {
                 Ok(profile) => pb::AvailabilityResponse {
                     job_id: job.id.clone(),
                     available: true,
-                    participant_identity: format!("agent-{}", job.id),
+                    // Never derived from the job id: see `identity`.
+                    participant_identity: identity::agent_identity(),
                     participant_name: profile.name.clone(),
                     ..Default::default()
                 },

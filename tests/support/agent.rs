@@ -69,7 +69,7 @@ impl Stage {
         let leads = MockLeads::start([]).await;
         let spool = tempfile::tempdir().expect("a spool directory");
         let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
-        let outbox = Outbox::start(outbox, reqwest::Client::new()).await.expect("the outbox opens");
+        let outbox = Outbox::start(outbox).await.expect("the outbox opens");
         let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox));
         let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
         worker.registered().await;

@@ -121,13 +121,18 @@ impl Reader {
     }
 
     fn absorb(&mut self, bytes: &[u8]) {
-        for data in self.decoder.push(bytes) {
+        let mut events = Vec::new();
+        let decoded = self.decoder.push(bytes, &mut events);
+        for data in events {
             let deltas = self.assembler.feed(&data);
             self.queue(deltas);
             if self.ended || self.assembler.is_done() {
                 self.ended = true;
                 return;
             }
+        }
+        if let Err(error) = decoded {
+            self.fail(ProviderError::Protocol { provider: self.provider, message: error.to_string() });
         }
     }
 
@@ -231,5 +236,31 @@ mod tests {
         assert_eq!(payload["messages"][3], json!({"role": "tool", "content": "42", "tool_call_id": "call_1"}));
         let plain = super::payload(&ChatRequest { tools: vec![], ..request });
         assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_provider_streaming_an_endless_line_ends_the_answer_with_a_clear_error() {
+        let text = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\ndata: {\"choices\":[";
+        let endless = stream::iter(std::iter::repeat_with(|| Ok(Bytes::from(vec![b' '; 64 * 1024]))));
+        let mut reader = Reader {
+            provider: "groq",
+            body: endless.boxed(),
+            timeout: Duration::from_secs(5),
+            decoder: SseDecoder::default(),
+            assembler: Assembler::new("groq"),
+            ready: VecDeque::new(),
+            ended: false,
+        };
+        reader.absorb(text.as_bytes());
+        let items =
+            tokio::time::timeout(Duration::from_secs(30), stream::unfold(reader, Reader::next).collect::<Vec<_>>())
+                .await
+                .expect("the answer ends instead of buffering for ever");
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(matches!(&items[0], Ok(ChatDelta::Text(text)) if text == "Hello"), "{items:?}");
+        let Err(error) = &items[1] else { panic!("{items:?}") };
+        assert!(matches!(error, ProviderError::Protocol { provider: "groq", .. }), "{error}");
+        assert!(error.to_string().contains("line of its event stream passed 1024 KiB"), "{error}");
+        assert!(!error.retryable());
     }
 }

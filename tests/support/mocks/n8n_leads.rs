@@ -1,6 +1,6 @@
 //! n8n's lead-capture webhook: keeps every POST exactly as it arrived (headers, body bytes, time,
 //! and what the spool directory held at that instant) and answers from a script, faults included:
-//! any status with or without `Retry-After`, no answer at all, or a dropped connection.
+//! any status with or without `Retry-After`, a redirect, no answer at all, or a dropped connection.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,8 @@ const STARTED: &str = r#"{"message":"Workflow was started"}"#;
 pub enum Reply {
     /// This status and body, with `Retry-After: <seconds>` when given.
     Status { status: u16, retry_after: Option<u64>, body: String },
+    /// This 3xx status with `Location: <location>`, as a proxy in front of a moved n8n answers.
+    Redirect { status: u16, location: String },
     /// No answer ever; the connection stays open, as with a stuck workflow.
     Hang,
     /// The connection is closed without an answer, as when n8n crashes.
@@ -44,6 +46,10 @@ impl Reply {
 
     pub fn body(status: u16, body: &str) -> Self {
         Self::Status { status, retry_after: None, body: body.into() }
+    }
+
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Self::Redirect { status, location: location.into() }
     }
 }
 
@@ -152,6 +158,10 @@ async fn lead(State(script): State<Arc<Script>>, headers: HeaderMap, body: Bytes
                 response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
             }
             response
+        }
+        Reply::Redirect { status, location } => {
+            let status = StatusCode::from_u16(status).expect("scripted statuses are valid");
+            (status, [(header::LOCATION, location)], "Moved").into_response()
         }
         Reply::Hang => std::future::pending().await,
         // Unwinding ends this connection's task, so the socket closes with no answer; unlike
