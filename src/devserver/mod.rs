@@ -16,8 +16,15 @@
 //! do not keep a room open).
 //!
 //! `/rtc/v1` (single-PeerConnection mode) answers 404, as servers before it existed did; current
-//! livekit-client releases try it first and fall back to `/rtc`. Resuming a session is not
-//! supported: a resume is answered with a RECONNECT leave and clients rejoin in full.
+//! livekit-client releases and LiveKit's Rust-core SDKs (Python, Node) try it first and fall back
+//! to `/rtc`. Resuming a session is not supported: a resume is answered with a RECONNECT leave
+//! and clients rejoin in full. Media is audio only: video sections of an offer are rejected
+//! (validly, keeping a format) and video tracks refused.
+//!
+//! One client can make it hold only so much ([`Limits`] and `limits.rs`): signalling to a client
+//! that does not read is bounded and then closed, every queue is bounded, and connections, rooms
+//! and participants are capped. Listening beyond loopback with the well-known dev secret is
+//! warned about loudly at start-up.
 
 mod answer;
 mod auth;
