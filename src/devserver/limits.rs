@@ -51,8 +51,12 @@ pub(super) const MAX_MEDIA_SECTIONS: usize = 64;
 /// ICE candidates a client may trickle for one peer per ICE generation (ufrag). A browser on a
 /// machine with many interfaces sends a few dozen.
 pub(super) const MAX_REMOTE_CANDIDATES: usize = 100;
+/// A trickled candidate's JSON; real ones are a few hundred bytes.
+pub(super) const MAX_CANDIDATE_BYTES: usize = 1024;
 /// Subscriber changes waiting while the client has not answered our last offer.
 pub(super) const MAX_UNANSWERED_CHANGES: usize = 256;
+/// Publisher offers waiting for our answer; clients wait for one before the next.
+pub(super) const MAX_UNANSWERED_OFFERS: usize = 8;
 /// LiveKit's own limits on what a participant may set about itself.
 pub(super) const MAX_METADATA_BYTES: usize = 512 * 1024;
 pub(super) const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;

@@ -18,7 +18,8 @@ use pb::{signal_request, signal_response};
 use tokio::sync::{mpsc, oneshot};
 
 use super::limits::{
-    self, CandidateCount, MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, MAX_UNANSWERED_CHANGES, SESSION_QUEUE,
+    self, CandidateCount, MAX_CANDIDATE_BYTES, MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, MAX_UNANSWERED_CHANGES,
+    MAX_UNANSWERED_OFFERS, SESSION_QUEUE,
 };
 use super::room::{JoinReply, MemberOptions, RoomHandle, RoomMsg, SessionLink, ToSession};
 use super::writer::SignalWriter;
@@ -308,6 +309,10 @@ impl Session {
                     tracing::warn!(participant = %self.info.identity, "closing: the offer has {sections} media sections, over the limit of {MAX_MEDIA_SECTIONS}");
                     return Some(End::Left(pb::DisconnectReason::StateMismatch));
                 }
+                if self.offers.len() >= MAX_UNANSWERED_OFFERS {
+                    tracing::warn!(participant = %self.info.identity, "closing: more than {MAX_UNANSWERED_OFFERS} offers without waiting for answers");
+                    return Some(End::Left(pb::DisconnectReason::StateMismatch));
+                }
                 self.on_publisher_offer(&offer.sdp).await;
                 self.publisher.trickled.described(&offer.sdp);
                 self.offers.push_back((offer.id, offer.sdp.clone()));
@@ -316,10 +321,17 @@ impl Session {
                 self.flush_remote_candidates(true).await;
             }
             R::Answer(answer) => {
+                if !self.subscriber_negotiating {
+                    tracing::warn!(participant = %self.info.identity, "closing: an answer to no offer of ours");
+                    return Some(End::Left(pb::DisconnectReason::StateMismatch));
+                }
                 self.subscriber.trickled.described(&answer.sdp);
                 self.subscriber.handle.send(PeerCommand::AcceptAnswer(answer.sdp)).await;
                 self.subscriber.remote_applied = true;
                 self.flush_remote_candidates(false).await;
+            }
+            R::Trickle(trickle) if trickle.candidate_init.len() > MAX_CANDIDATE_BYTES => {
+                tracing::debug!(participant = %self.info.identity, "ignored a candidate of {} bytes", trickle.candidate_init.len());
             }
             R::Trickle(trickle) => match CandidateInit::parse(&trickle.candidate_init) {
                 Ok(init) => {
