@@ -18,6 +18,8 @@ if ! $runtime_only; then
   for tool in python3 make g++; do
     command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
   done
+  # LiveKit's Python SDK (the dev server's client tests) lives in a venv.
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}" >&2
@@ -35,5 +37,24 @@ npm_ci() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+# A venv with LiveKit's Python SDK, rebuilt only when its pinned requirements change. Wheels only:
+# the SDK's wheel carries LiveKit's native library, so nothing is fetched from anywhere else.
+python_sdk() {
+  local dir=tests/sdk/python
+  local venv=$dir/.venv
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$dir/requirements.txt" "$venv/requirements.installed"; then
+    echo "setup: installing LiveKit's Python SDK into $venv" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$dir/requirements.txt"
+    cp "$dir/requirements.txt" "$venv/requirements.installed"
+  fi
+}
+
 npm_ci web
-$runtime_only || npm_ci tests/browser
+if ! $runtime_only; then
+  npm_ci tests/browser
+  # LiveKit's Node SDK; its native library comes in a platform package from npm.
+  npm_ci tests/sdk/node
+  python_sdk
+fi

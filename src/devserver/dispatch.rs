@@ -12,6 +12,7 @@ use livekit_protocol as pb;
 use pb::server_message;
 use tokio::sync::mpsc;
 
+use super::limits::DISPATCH_QUEUE;
 use super::{DevServerConfig, ids};
 
 /// LiveKit's agent tokens last an hour.
@@ -23,7 +24,7 @@ pub(super) enum DispatchMsg {
         worker_id: String,
         agent_name: String,
         permissions: pb::ParticipantPermission,
-        link: mpsc::UnboundedSender<server_message::Message>,
+        link: mpsc::Sender<server_message::Message>,
     },
     Status {
         worker_id: String,
@@ -56,25 +57,36 @@ pub(super) enum DispatchMsg {
 
 #[derive(Debug, Clone)]
 pub(super) struct Dispatcher {
-    tx: mpsc::UnboundedSender<DispatchMsg>,
+    tx: mpsc::Sender<DispatchMsg>,
 }
 
 impl Dispatcher {
     pub fn start(config: Arc<DevServerConfig>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
         tokio::spawn(run(Dispatch::new(config), rx));
         Self { tx }
     }
 
+    /// For rooms, which never wait: rooms open and close far slower than the dispatcher works,
+    /// so a full queue means it is stuck, and the message is dropped with a warning.
     pub fn send(&self, message: DispatchMsg) {
-        let _ = self.tx.send(message);
+        if let Err(e) = self.tx.try_send(message) {
+            tracing::warn!("the dispatcher is behind; dropped {:?}", e.into_inner());
+        }
+    }
+
+    /// For worker connections: waits while the dispatcher is busy, so a flooding worker slows
+    /// down only itself.
+    pub async fn send_wait(&self, message: DispatchMsg) {
+        let _ = self.tx.send(message).await;
     }
 }
 
 struct Worker {
     agent_name: String,
     permissions: pb::ParticipantPermission,
-    link: mpsc::UnboundedSender<server_message::Message>,
+    /// Bounded: a worker that does not read its connection is dropped, not queued for.
+    link: mpsc::Sender<server_message::Message>,
     available: bool,
     load: f32,
 }
@@ -155,9 +167,7 @@ impl Dispatch {
                     .collect();
                 for (job_id, worker_id) in ended {
                     self.assigned.remove(&job_id);
-                    if let Some(worker) = self.workers.get(&worker_id) {
-                        let _ = worker.link.send(server_message::Message::Termination(pb::JobTermination { job_id }));
-                    }
+                    self.tell(&worker_id, server_message::Message::Termination(pb::JobTermination { job_id }));
                 }
             }
         }
@@ -198,9 +208,24 @@ impl Dispatch {
         weighted.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// Queues a message for a worker; a worker whose queue is full is not reading its connection
+    /// and is dropped (its connection closes when its queue's sender goes).
+    fn tell(&mut self, worker_id: &str, message: server_message::Message) -> bool {
+        let Some(worker) = self.workers.get(worker_id) else { return false };
+        match worker.link.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(worker = %worker_id, "closing: the agent worker does not read its connection");
+                self.workers.remove(worker_id);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
     fn ask_next(&mut self, job_id: &str, now: Instant) {
-        let Some(pending) = self.pending.get_mut(job_id) else { return };
         loop {
+            let Some(pending) = self.pending.get_mut(job_id) else { return };
             if pending.remaining.is_empty() {
                 let room = pending.job.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
                 tracing::warn!(job = %job_id, room = %room, agent_name = %pending.job.agent_name, "no agent worker took the job; the room has no agent");
@@ -208,9 +233,10 @@ impl Dispatch {
                 return;
             }
             let worker_id = pending.remaining.remove(0);
-            let Some(worker) = self.workers.get(&worker_id) else { continue };
             let request = pb::AvailabilityRequest { job: Some(pending.job.clone()), resuming: false };
-            if worker.link.send(server_message::Message::Availability(request)).is_ok() {
+            if self.tell(&worker_id, server_message::Message::Availability(request))
+                && let Some(pending) = self.pending.get_mut(job_id)
+            {
                 pending.asked = worker_id;
                 pending.deadline = now + self.config.availability_timeout;
                 return;
@@ -240,14 +266,12 @@ impl Dispatch {
             }
         };
         let url = self.config.assignment_url.clone();
-        let _ = worker.link.send(server_message::Message::Assignment(pb::JobAssignment {
-            job: Some(job.clone()),
-            url,
-            token,
-        }));
-        tracing::info!(job = %job.id, worker = %worker_id, room = %room, "job assigned");
         self.pending.remove(&job.id);
-        self.assigned.insert(job.id, (worker_id.to_owned(), room));
+        let assignment = pb::JobAssignment { job: Some(job.clone()), url, token };
+        if self.tell(worker_id, server_message::Message::Assignment(assignment)) {
+            tracing::info!(job = %job.id, worker = %worker_id, room = %room, "job assigned");
+            self.assigned.insert(job.id, (worker_id.to_owned(), room));
+        }
     }
 
     /// The token the agent joins with: kind agent, an hour, the worker's permissions, and the
@@ -308,7 +332,7 @@ impl Dispatch {
     }
 }
 
-async fn run(mut dispatch: Dispatch, mut rx: mpsc::UnboundedReceiver<DispatchMsg>) {
+async fn run(mut dispatch: Dispatch, mut rx: mpsc::Receiver<DispatchMsg>) {
     loop {
         let deadline = dispatch.next_deadline();
         tokio::select! {

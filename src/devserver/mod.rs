@@ -16,16 +16,28 @@
 //! do not keep a room open).
 //!
 //! `/rtc/v1` (single-PeerConnection mode) answers 404, as servers before it existed did; current
-//! livekit-client releases try it first and fall back to `/rtc`. Resuming a session is not
-//! supported: a resume is answered with a RECONNECT leave and clients rejoin in full.
+//! livekit-client releases and LiveKit's Rust-core SDKs (Python, Node) try it first and fall back
+//! to `/rtc`. Resuming a session is not supported: a resume is answered with a RECONNECT leave
+//! and clients rejoin in full. Media is audio only: video sections of an offer are rejected
+//! (validly, keeping a format) and video tracks refused.
+//!
+//! One client can make it hold only so much ([`Limits`] and `limits.rs`): signalling to a client
+//! that does not read is bounded and then closed, every queue is bounded, and connections, rooms
+//! and participants are capped. Listening beyond loopback with the well-known dev secret is
+//! warned about loudly at start-up.
 
+mod answer;
 mod auth;
 mod data_rules;
 mod dispatch;
 mod ids;
+mod limits;
 mod room;
 mod session;
 mod worker_session;
+mod writer;
+
+pub use limits::Limits;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,6 +55,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use livekit_api::access_token::{AccessToken, Claims};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::config::Secret;
@@ -65,12 +78,20 @@ pub struct DevServerConfig {
     /// The URL put in job assignments; `None`, as LiveKit's open-source server does, tells
     /// workers to join with their own LIVEKIT_URL (LiveKit Cloud sends one).
     pub assignment_url: Option<String>,
+    pub limits: Limits,
 }
 
 impl DevServerConfig {
     /// LiveKit's own timings, with the given keys and media addresses.
     pub fn new(api_key: String, api_secret: Secret, rtc_ips: Vec<IpAddr>) -> Self {
-        Self { api_key, api_secret, rtc_ips, availability_timeout: Duration::from_secs(10), assignment_url: None }
+        Self {
+            api_key,
+            api_secret,
+            rtc_ips,
+            availability_timeout: Duration::from_secs(10),
+            assignment_url: None,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -78,6 +99,8 @@ struct Server {
     config: Arc<DevServerConfig>,
     rooms: Arc<Rooms>,
     dispatcher: dispatch::Dispatcher,
+    /// One permit per signalling connection (participants and agent workers).
+    connections: Arc<Semaphore>,
 }
 
 /// A running dev server, for tests and for `agent-worker dev`.
@@ -127,9 +150,16 @@ pub async fn serve(
     config: DevServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(warning) =
+        listener.local_addr().ok().and_then(|a| limits::exposure_warning(a, config.api_secret.expose()))
+    {
+        tracing::warn!("{warning}");
+    }
     let config = Arc::new(config);
     let dispatcher = dispatch::Dispatcher::start(config.clone());
-    let server = Arc::new(Server { config, rooms: Arc::new(Rooms::new(dispatcher.clone())), dispatcher });
+    let rooms = Arc::new(Rooms::new(dispatcher.clone(), config.limits.clone()));
+    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let server = Arc::new(Server { config, rooms, dispatcher, connections });
     // Browsers ask /rtc/validate with fetch from the page's origin, so every origin is allowed,
     // as LiveKit allows it.
     let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any);
@@ -170,15 +200,35 @@ async fn rtc(
     let Ok(upgrade) = upgrade else {
         return (StatusCode::NOT_FOUND, "/rtc takes WebSocket connections").into_response();
     };
+    let permit = match admit_connection(&server) {
+        Ok(permit) => permit,
+        Err(full) => return full.into_response(),
+    };
+    // LiveKit's Rust SDK before protocol 10 cannot decode `track_subscribed`; LiveKit holds it
+    // back from those, and so do we.
+    let old_rust = query.get("sdk").is_some_and(|sdk| sdk == "rust")
+        && query.get("protocol").and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| p < 10);
     let options = JoinOptions {
         auto_subscribe: query.get("auto_subscribe").is_none_or(|v| v != "0" && v != "false"),
         resume: query.get("reconnect").is_some_and(|v| v == "1" || v == "true"),
+        track_subscribed_event: !old_rust,
     };
     let config = server.config.clone();
     let rooms = server.rooms.clone();
-    upgrade
-        .max_message_size(signal_frame_limit())
-        .on_upgrade(move |ws| session::run(ws, config, rooms, claims, options))
+    upgrade.max_message_size(signal_frame_limit()).on_upgrade(move |ws| async move {
+        session::run(ws, config, rooms, claims, options).await;
+        drop(permit);
+    })
+}
+
+/// A permit for one more signalling connection, or the 503 a full LiveKit node answers.
+fn admit_connection(server: &Server) -> Result<OwnedSemaphorePermit, (StatusCode, String)> {
+    server.connections.clone().try_acquire_owned().map_err(|_| {
+        let limit = server.config.limits.max_connections;
+        tracing::warn!("connection refused: the dev server serves at most {limit} signalling connections");
+        let why = format!("the dev server is serving its maximum of {limit} connections; try again later");
+        (StatusCode::SERVICE_UNAVAILABLE, why)
+    })
 }
 
 async fn agent(
@@ -197,8 +247,16 @@ async fn agent(
     let Ok(upgrade) = upgrade else {
         return (StatusCode::NOT_FOUND, "/agent takes WebSocket connections").into_response();
     };
+    let permit = match admit_connection(&server) {
+        Ok(permit) => permit,
+        Err(full) => return full.into_response(),
+    };
     let dispatcher = server.dispatcher.clone();
-    upgrade.max_message_size(signal_frame_limit()).on_upgrade(move |ws| worker_session::run(ws, dispatcher))
+    let send_timeout = server.config.limits.send_timeout;
+    upgrade.max_message_size(signal_frame_limit()).on_upgrade(move |ws| async move {
+        worker_session::run(ws, dispatcher, send_timeout).await;
+        drop(permit);
+    })
 }
 
 async fn validate(State(server): State<Arc<Server>>, headers: HeaderMap, Query(query): Params) -> Response {

@@ -1,6 +1,8 @@
 //! One room of the dev server: a task that owns who is in the room, what they publish and who
-//! receives it, and sets up media forwarding between participants' peers. Participants' sessions
-//! talk to it over channels, so a broken session can only end itself.
+//! receives it, and sets up media and data forwarding between participants' peers. Participants'
+//! sessions talk to it over bounded channels, so a broken session can only end itself: the room
+//! never waits for a session, and one whose queue is full is removed as a client that stopped
+//! reading.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,13 +14,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::data_rules::{self, Sender};
 use super::dispatch::{DispatchMsg, Dispatcher};
 use super::ids;
+use super::limits::{Limits, ROOM_QUEUE};
 use crate::livekit::data;
 use crate::livekit::peer::{MediaSink, PeerCommand, PeerHandle};
 
 /// How a room reaches one participant's session.
 #[derive(Debug, Clone)]
 pub(super) struct SessionLink {
-    pub tx: mpsc::UnboundedSender<ToSession>,
+    pub tx: mpsc::Sender<ToSession>,
     pub publisher: PeerHandle,
     pub subscriber: PeerHandle,
 }
@@ -33,9 +36,9 @@ pub(super) enum ToSession {
     Unsubscribe {
         track_sid: String,
     },
-    Data {
-        bytes: Vec<u8>,
-        reliable: bool,
+    /// A published track got its first subscriber (sent once per track, as LiveKit does).
+    TrackSubscribed {
+        track_sid: String,
     },
     /// The server removes the participant (duplicate identity, room closed...).
     Leave(pb::LeaveRequest),
@@ -45,9 +48,10 @@ pub(super) enum ToSession {
 pub(super) enum RoomMsg {
     Join {
         info: Box<pb::ParticipantInfo>,
-        auto_subscribe: bool,
+        options: MemberOptions,
         link: SessionLink,
-        reply: oneshot::Sender<JoinReply>,
+        /// The room's state, or why the join is refused.
+        reply: oneshot::Sender<Result<JoinReply, String>>,
     },
     Leave {
         sid: String,
@@ -95,6 +99,15 @@ pub(super) enum RoomMsg {
     },
 }
 
+/// What a participant's join asked for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MemberOptions {
+    pub auto_subscribe: bool,
+    /// Whether its SDK understands `track_subscribed` (LiveKit's Rust SDK before protocol 10
+    /// fails on it).
+    pub track_subscribed_event: bool,
+}
+
 #[derive(Debug)]
 pub(super) struct JoinReply {
     pub room: pb::Room,
@@ -103,12 +116,18 @@ pub(super) struct JoinReply {
 
 #[derive(Debug, Clone)]
 pub(super) struct RoomHandle {
-    tx: mpsc::UnboundedSender<RoomMsg>,
+    tx: mpsc::Sender<RoomMsg>,
 }
 
 impl RoomHandle {
-    pub fn send(&self, message: RoomMsg) -> bool {
-        self.tx.send(message).is_ok()
+    /// Waits while the room is busy, so a flooding session slows itself down, not the room.
+    pub async fn send(&self, message: RoomMsg) -> bool {
+        self.tx.send(message).await.is_ok()
+    }
+
+    /// For data: dropped when the room is busy rather than queued without bound.
+    pub fn try_send(&self, message: RoomMsg) -> bool {
+        self.tx.try_send(message).is_ok()
     }
 }
 
@@ -117,31 +136,41 @@ impl RoomHandle {
 pub(super) struct Rooms {
     rooms: Mutex<HashMap<String, RoomHandle>>,
     dispatcher: Dispatcher,
+    limits: Limits,
 }
 
 impl Rooms {
-    pub fn new(dispatcher: Dispatcher) -> Self {
-        Self { rooms: Mutex::default(), dispatcher }
+    pub fn new(dispatcher: Dispatcher, limits: Limits) -> Self {
+        Self { rooms: Mutex::default(), dispatcher, limits }
     }
 
-    /// The room, created with `config` (the creating token's roomConfig) when new.
-    pub fn get_or_create(self: &Arc<Self>, name: &str, config: Option<pb::RoomConfiguration>) -> RoomHandle {
+    /// The room, created with `config` (the creating token's roomConfig) when new; refused when
+    /// as many rooms as allowed are open.
+    pub fn get_or_create(
+        self: &Arc<Self>,
+        name: &str,
+        config: Option<pb::RoomConfiguration>,
+    ) -> Result<RoomHandle, String> {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(handle) = rooms.get(name).filter(|h| !h.tx.is_closed()) {
-            return handle.clone();
+            return Ok(handle.clone());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        rooms.retain(|_, handle| !handle.tx.is_closed());
+        if rooms.len() >= self.limits.max_rooms {
+            return Err(format!("the dev server has its maximum of {} rooms open", self.limits.max_rooms));
+        }
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let handle = RoomHandle { tx };
         rooms.insert(name.to_owned(), handle.clone());
-        let room = RoomState::new(name, config.unwrap_or_default(), self.dispatcher.clone());
+        let room = RoomState::new(name, config.unwrap_or_default(), self.dispatcher.clone(), &self.limits);
         tracing::info!(room = name, sid = %room.info.sid, "room created");
         tokio::spawn(run(room, rx, self.clone()));
-        handle
+        Ok(handle)
     }
 
     /// Removes the room if it is still the registered one and nothing is waiting in its queue
     /// (a join may have arrived while it decided to close).
-    fn remove_if_idle(&self, name: &str, rx: &mpsc::UnboundedReceiver<RoomMsg>) -> bool {
+    fn remove_if_idle(&self, name: &str, rx: &mpsc::Receiver<RoomMsg>) -> bool {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         if !rx.is_empty() {
             return false;
@@ -157,12 +186,14 @@ struct PublishedTrack {
     mid: String,
     /// Subscribers and, once negotiated, the section carrying it on their peer.
     subscribers: HashMap<String, Option<String>>,
+    /// The publisher was told it has a subscriber (`track_subscribed`).
+    announced: bool,
 }
 
 struct Member {
     info: pb::ParticipantInfo,
     link: SessionLink,
-    auto_subscribe: bool,
+    options: MemberOptions,
     last_sequence: u32,
     tracks: HashMap<String, PublishedTrack>,
 }
@@ -179,6 +210,10 @@ impl Member {
     fn hidden(&self) -> bool {
         self.info.permission.as_ref().is_some_and(|p| p.hidden)
     }
+
+    fn is_active(&self) -> bool {
+        self.info.state == pb::participant_info::State::Active as i32
+    }
 }
 
 struct RoomState {
@@ -190,10 +225,14 @@ struct RoomState {
     dispatcher: Dispatcher,
     /// Jobs are created once, when the first person (not an agent) joins.
     dispatched: bool,
+    /// Members whose session queue was full: removed once the current message is handled.
+    slow: Vec<String>,
+    /// The dev server's own bound on members, agents included.
+    member_limit: usize,
 }
 
 impl RoomState {
-    fn new(name: &str, config: pb::RoomConfiguration, dispatcher: Dispatcher) -> Self {
+    fn new(name: &str, config: pb::RoomConfiguration, dispatcher: Dispatcher, limits: &Limits) -> Self {
         let now = chrono::Utc::now();
         let departure = if config.departure_timeout > 0 { config.departure_timeout } else { 20 };
         let info = pb::Room {
@@ -208,7 +247,16 @@ impl RoomState {
             ..Default::default()
         };
         let departure_timeout = Duration::from_secs(u64::from(departure));
-        Self { info, departure_timeout, members: HashMap::new(), agents: config.agents, dispatcher, dispatched: false }
+        Self {
+            info,
+            departure_timeout,
+            members: HashMap::new(),
+            agents: config.agents,
+            dispatcher,
+            dispatched: false,
+            slow: Vec::new(),
+            member_limit: usize::try_from(limits.max_participants_per_room).unwrap_or(usize::MAX),
+        }
     }
 
     /// People keep a room open; agents (and recorders) do not, as in LiveKit.
@@ -220,20 +268,43 @@ impl RoomState {
     fn close(&mut self) {
         for member in self.members.values() {
             let leave = pb::LeaveRequest { reason: pb::DisconnectReason::RoomClosed as i32, ..Default::default() };
-            let _ = member.link.tx.send(ToSession::Leave(leave));
+            let _ = member.link.tx.try_send(ToSession::Leave(leave));
         }
         self.members.clear();
         self.dispatcher.send(DispatchMsg::RoomClosed { room: self.info.name.clone() });
     }
 
     fn handle(&mut self, message: RoomMsg) {
+        self.apply(message);
+        while let Some(sid) = self.slow.pop() {
+            if let Some(member) = self.members.get(&sid) {
+                tracing::warn!(room = %self.info.name, participant = %member.info.identity, "closing: the participant does not keep up with its room's events");
+                self.leave(&sid, pb::DisconnectReason::SignalClose);
+            }
+        }
+    }
+
+    fn apply(&mut self, message: RoomMsg) {
         match message {
-            RoomMsg::Join { info, auto_subscribe, link, reply } => self.join(*info, auto_subscribe, link, reply),
+            RoomMsg::Join { info, options, link, reply } => self.join(*info, options, link, reply),
             RoomMsg::Leave { sid, reason } => self.leave(&sid, reason),
             RoomMsg::Active { sid } => {
                 if let Some(member) = self.members.get_mut(&sid) {
                     member.info.state = pb::participant_info::State::Active as i32;
                     self.changed(&sid);
+                    let subscribed: Vec<(String, String)> = self
+                        .members
+                        .values()
+                        .flat_map(|m| {
+                            m.tracks
+                                .iter()
+                                .filter(|(_, t)| t.subscribers.get(&sid).is_some_and(Option::is_some))
+                                .map(|(track_sid, _)| (m.info.sid.clone(), track_sid.clone()))
+                        })
+                        .collect();
+                    for (publisher_sid, track_sid) in subscribed {
+                        self.announce_subscribed(&publisher_sid, &track_sid);
+                    }
                 }
             }
             RoomMsg::TrackReady { sid, track, mid } => self.track_ready(&sid, *track, mid),
@@ -245,6 +316,7 @@ impl RoomState {
                     track.subscribers.insert(sid, Some(mid));
                     let publisher_sid = publisher.info.sid.clone();
                     self.update_routes(&publisher_sid, &track_sid);
+                    self.announce_subscribed(&publisher_sid, &track_sid);
                 }
             }
             RoomMsg::Update { sid, name, metadata, attributes } => {
@@ -287,16 +359,21 @@ impl RoomState {
     fn join(
         &mut self,
         info: pb::ParticipantInfo,
-        auto_subscribe: bool,
+        options: MemberOptions,
         link: SessionLink,
-        reply: oneshot::Sender<JoinReply>,
+        reply: oneshot::Sender<Result<JoinReply, String>>,
     ) {
         let duplicate = self.members.values().find(|m| m.info.identity == info.identity).map(|m| m.info.sid.clone());
+        if let Some(why) = self.full(&info, duplicate.as_deref()) {
+            tracing::warn!(room = %self.info.name, participant = %info.identity, "join refused: {why}");
+            let _ = reply.send(Err(why));
+            return;
+        }
         if let Some(old) = duplicate {
             if let Some(member) = self.members.get(&old) {
                 let leave =
                     pb::LeaveRequest { reason: pb::DisconnectReason::DuplicateIdentity as i32, ..Default::default() };
-                let _ = member.link.tx.send(ToSession::Leave(leave));
+                let _ = member.link.tx.try_send(ToSession::Leave(leave));
             }
             self.leave(&old, pb::DisconnectReason::DuplicateIdentity);
         }
@@ -304,11 +381,12 @@ impl RoomState {
         let sid = info.sid.clone();
         let mut room = self.info.clone();
         room.num_participants = u32::try_from(self.members.len() + 1).unwrap_or(u32::MAX);
-        if reply.send(JoinReply { room, others }).is_err() {
+        if reply.send(Ok(JoinReply { room, others })).is_err() {
             return;
         }
         tracing::info!(room = %self.info.name, participant = %info.identity, %sid, "participant joined");
-        let member = Member { info, link, auto_subscribe, last_sequence: 0, tracks: HashMap::new() };
+        let auto_subscribe = options.auto_subscribe;
+        let member = Member { info, link, options, last_sequence: 0, tracks: HashMap::new() };
         if !self.dispatched && !member.is_agent() {
             self.dispatched = true;
             let agents = std::mem::take(&mut self.agents);
@@ -327,6 +405,20 @@ impl RoomState {
                 self.subscribe(&sid, &track_sid);
             }
         }
+    }
+
+    /// Why the room cannot take `joining` (who replaces `duplicate`, if set): LiveKit's
+    /// `roomConfig.maxParticipants` counts people, not agents; our own bound counts everyone.
+    fn full(&self, joining: &pb::ParticipantInfo, duplicate: Option<&str>) -> Option<String> {
+        let staying = || self.members.values().filter(|m| Some(m.info.sid.as_str()) != duplicate);
+        let agent = joining.kind == pb::participant_info::Kind::Agent as i32;
+        let people = staying().filter(|m| !m.is_agent()).count();
+        let configured = self.info.max_participants as usize;
+        if !agent && configured > 0 && people >= configured {
+            return Some(format!("the room is full: its roomConfig allows {configured} participants"));
+        }
+        (staying().count() >= self.member_limit)
+            .then(|| format!("the room is full: the dev server allows {} participants in a room", self.member_limit))
     }
 
     fn leave(&mut self, sid: &str, reason: pb::DisconnectReason) {
@@ -359,12 +451,15 @@ impl RoomState {
         member.info.tracks.retain(|t| t.sid != track_sid);
         member.info.tracks.push(track.clone());
         member.info.is_publisher = true;
-        member.tracks.insert(track_sid.clone(), PublishedTrack { info: track, mid, subscribers: HashMap::new() });
+        member.tracks.insert(
+            track_sid.clone(),
+            PublishedTrack { info: track, mid, subscribers: HashMap::new(), announced: false },
+        );
         self.changed(sid);
         let subscribers: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.info.sid != sid && m.auto_subscribe && m.can_subscribe())
+            .filter(|m| m.info.sid != sid && m.options.auto_subscribe && m.can_subscribe())
             .map(|m| m.info.sid.clone())
             .collect();
         for subscriber in subscribers {
@@ -382,9 +477,34 @@ impl RoomState {
     }
 
     /// Tells every subscriber of a track that it is gone.
-    fn remove_track_everywhere(&self, track_sid: &str) {
+    fn remove_track_everywhere(&mut self, track_sid: &str) {
         for member in self.members.values() {
-            let _ = member.link.tx.send(ToSession::Unsubscribe { track_sid: track_sid.to_owned() });
+            if member.link.tx.try_send(ToSession::Unsubscribe { track_sid: track_sid.to_owned() }).is_err() {
+                self.slow.push(member.info.sid.clone());
+            }
+        }
+    }
+
+    /// Tells the publisher, once, that its track has a subscriber whose connection is up and
+    /// whose section is negotiated: media can flow. Hidden subscribers do not count, as in
+    /// LiveKit; agents (LiveKit Agents) wait for this before they speak.
+    fn announce_subscribed(&mut self, publisher_sid: &str, track_sid: &str) {
+        let Some(publisher) = self.members.get(publisher_sid) else { return };
+        let Some(track) = publisher.tracks.get(track_sid) else { return };
+        let receiving = track
+            .subscribers
+            .iter()
+            .any(|(sid, mid)| mid.is_some() && self.members.get(sid).is_some_and(|m| m.is_active() && !m.hidden()));
+        if track.announced || !receiving {
+            return;
+        }
+        let tell = publisher.options.track_subscribed_event;
+        let tx = publisher.link.tx.clone();
+        if let Some(track) = self.members.get_mut(publisher_sid).and_then(|p| p.tracks.get_mut(track_sid)) {
+            track.announced = true;
+        }
+        if tell && tx.try_send(ToSession::TrackSubscribed { track_sid: track_sid.to_owned() }).is_err() {
+            self.slow.push(publisher_sid.to_owned());
         }
     }
 
@@ -401,10 +521,11 @@ impl RoomState {
             return;
         }
         track.subscribers.insert(subscriber_sid.to_owned(), None);
-        let _ = link.send(ToSession::Subscribe {
-            track: Box::new(track.info.clone()),
-            publisher_sid: publisher.info.sid.clone(),
-        });
+        let subscribe =
+            ToSession::Subscribe { track: Box::new(track.info.clone()), publisher_sid: publisher.info.sid.clone() };
+        if link.try_send(subscribe).is_err() {
+            self.slow.push(subscriber_sid.to_owned());
+        }
     }
 
     fn unsubscribe(&mut self, subscriber_sid: &str, track_sid: &str) {
@@ -414,8 +535,10 @@ impl RoomState {
         if track.subscribers.remove(subscriber_sid).is_none() {
             return;
         }
-        if let Some(subscriber) = self.members.get(subscriber_sid) {
-            let _ = subscriber.link.tx.send(ToSession::Unsubscribe { track_sid: track_sid.to_owned() });
+        if let Some(subscriber) = self.members.get(subscriber_sid)
+            && subscriber.link.tx.try_send(ToSession::Unsubscribe { track_sid: track_sid.to_owned() }).is_err()
+        {
+            self.slow.push(subscriber_sid.to_owned());
         }
         self.update_routes(&publisher_sid, track_sid);
     }
@@ -455,9 +578,15 @@ impl RoomState {
         };
         let destinations: HashSet<&str> = packet.destination_identities.iter().map(String::as_str).collect();
         let bytes = data::encode(&packet);
+        let label = if reliable { "_reliable" } else { "_lossy" };
+        // Straight to each receiver's peer, whose queues are bounded: a receiver that is behind
+        // loses data, as it would lose media, and one that stops reading is closed by its peer.
         for member in self.members.values().filter(|m| m.info.sid != sid) {
             if destinations.is_empty() || destinations.contains(member.info.identity.as_str()) {
-                let _ = member.link.tx.send(ToSession::Data { bytes: bytes.clone(), reliable });
+                let send = PeerCommand::SendData { label: label.into(), data: bytes.clone() };
+                if !member.link.subscriber.try_send(send) {
+                    tracing::debug!(participant = %member.info.identity, "dropped data: its connection is behind");
+                }
             }
         }
     }
@@ -472,14 +601,16 @@ impl RoomState {
     }
 
     /// Sends updates to every member, or only to `only` (a hidden participant sees itself).
-    fn broadcast(&self, infos: &[pb::ParticipantInfo], only: Option<&str>) {
+    fn broadcast(&mut self, infos: &[pb::ParticipantInfo], only: Option<&str>) {
         for member in self.members.values().filter(|m| only.is_none_or(|sid| m.info.sid == sid)) {
-            let _ = member.link.tx.send(ToSession::Updates(infos.to_vec()));
+            if member.link.tx.try_send(ToSession::Updates(infos.to_vec())).is_err() {
+                self.slow.push(member.info.sid.clone());
+            }
         }
     }
 }
 
-async fn run(mut room: RoomState, mut rx: mpsc::UnboundedReceiver<RoomMsg>, rooms: Arc<Rooms>) {
+async fn run(mut room: RoomState, mut rx: mpsc::Receiver<RoomMsg>, rooms: Arc<Rooms>) {
     let empty_timeout = Duration::from_secs(u64::from(room.info.empty_timeout));
     loop {
         let wait = match (room.has_people(), room.dispatched) {
@@ -502,3 +633,7 @@ async fn run(mut room: RoomState, mut rx: mpsc::UnboundedReceiver<RoomMsg>, room
     }
     tracing::info!(room = %room.info.name, "room closed");
 }
+
+#[cfg(test)]
+#[path = "room_tests.rs"]
+mod tests;

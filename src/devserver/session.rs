@@ -1,19 +1,29 @@
 //! One participant's connection to the dev server: its signal WebSocket and its two peers
 //! (publisher: the client offers; subscriber: we offer), bridged to the room's task.
+//!
+//! Nothing here waits on the client: replies go through a [`SignalWriter`] whose queue is
+//! bounded, and every collection the client can grow (candidates, tracks, sections, pending
+//! changes) has a bound from [`super::limits`]; a client past one is refused or closed.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use livekit_api::access_token::Claims;
 use livekit_protocol as pb;
 use pb::{signal_request, signal_response};
 use tokio::sync::{mpsc, oneshot};
 
-use super::room::{JoinReply, RoomHandle, RoomMsg, SessionLink, ToSession};
-use super::{DevServerConfig, ids};
+use super::limits::{
+    self, CandidateCount, MAX_CANDIDATE_BYTES, MAX_MEDIA_SECTIONS, MAX_TRACKS_PER_PARTICIPANT, MAX_UNANSWERED_CHANGES,
+    MAX_UNANSWERED_OFFERS, SESSION_QUEUE,
+};
+use super::room::{JoinReply, MemberOptions, RoomHandle, RoomMsg, SessionLink, ToSession};
+use super::writer::SignalWriter;
+use super::{DevServerConfig, answer, ids};
 use crate::livekit::peer::{
     self, CandidateInit, ChannelSpec, DriverEvent, OfferRequest, PeerCommand, PeerConfig, PeerEvent, PeerHandle, sdp,
 };
@@ -30,6 +40,8 @@ pub(super) struct JoinOptions {
     pub auto_subscribe: bool,
     /// A resume (`reconnect=1`): we keep no state to resume, so the client is told to rejoin.
     pub resume: bool,
+    /// The client's SDK understands `track_subscribed`.
+    pub track_subscribed_event: bool,
 }
 
 struct Peer {
@@ -42,18 +54,23 @@ struct Peer {
     remote_applied: bool,
     local_candidates: Vec<String>,
     remote_candidates: Vec<CandidateInit>,
+    /// What the client trickled for this peer, bounded per ICE generation.
+    trickled: CandidateCount,
     candidate_count: usize,
     sent_candidates: usize,
     mid: Option<String>,
 }
 
 struct Session {
-    ws: WebSocket,
+    ws: SplitStream<WebSocket>,
+    writer: SignalWriter,
+    /// Why the session must end, once the client stopped taking our messages or answers.
+    closing: Option<String>,
     room: RoomHandle,
     info: pb::ParticipantInfo,
     publisher: Peer,
     subscriber: Peer,
-    to_session: mpsc::UnboundedReceiver<ToSession>,
+    to_session: mpsc::Receiver<ToSession>,
     /// Tracks accepted but waiting for their first RTP, by cid.
     pending_tracks: HashMap<String, pb::TrackInfo>,
     /// The client's publisher sections: mid → msid track id (the cid).
@@ -65,7 +82,8 @@ struct Session {
     /// Subscribed track sid → our section for it.
     subscribed: HashMap<String, String>,
     next_offer_id: u32,
-    answer_ids: VecDeque<u32>,
+    /// The client's offers waiting for our answer: their id and text.
+    offers: VecDeque<(u32, String)>,
     dtx: bool,
     active: bool,
     joined_at: Instant,
@@ -77,58 +95,83 @@ enum End {
 }
 
 pub(super) async fn run(
-    mut ws: WebSocket,
+    ws: WebSocket,
     config: Arc<DevServerConfig>,
     rooms: Arc<super::room::Rooms>,
     claims: Claims,
     options: JoinOptions,
 ) {
+    let (sink, ws) = ws.split();
+    let writer = SignalWriter::spawn(sink, config.limits.send_timeout, format!("participant {}", claims.sub));
     if options.resume {
         let leave = pb::LeaveRequest {
             reason: pb::DisconnectReason::StateMismatch as i32,
             action: pb::leave_request::Action::Reconnect as i32,
             ..Default::default()
         };
-        let _ = ws.send(binary(signal_response::Message::Leave(leave))).await;
-        let _ = ws.close().await;
+        let _ = writer.send(signal::encode_response(signal_response::Message::Leave(leave)));
+        writer.close().await;
         return;
     }
     let identity = claims.sub.clone();
-    let session = match Session::join(ws, config, &rooms, claims, options).await {
-        Ok(session) => session,
-        Err(why) => {
+    match Session::join(ws, writer, config, &rooms, claims, options).await {
+        Ok(session) => session.run().await,
+        Err((writer, why)) => {
             tracing::warn!(participant = %identity, "join failed: {why}");
-            return;
+            // As LiveKit answers a join it cannot take: a leave, then the connection closes.
+            let leave = pb::LeaveRequest {
+                reason: pb::DisconnectReason::JoinFailure as i32,
+                action: pb::leave_request::Action::Disconnect as i32,
+                ..Default::default()
+            };
+            let _ = writer.send(signal::encode_response(signal_response::Message::Leave(leave)));
+            writer.close().await;
         }
-    };
-    session.run().await;
+    }
 }
 
 impl Session {
     async fn join(
-        mut ws: WebSocket,
+        ws: SplitStream<WebSocket>,
+        writer: SignalWriter,
         config: Arc<DevServerConfig>,
         rooms: &Arc<super::room::Rooms>,
         claims: Claims,
         options: JoinOptions,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, (SignalWriter, String)> {
         let info = participant_info(&claims);
-        let publisher = start_peer(&config, format!("{}/publisher", info.identity)).await?;
-        let subscriber = start_peer(&config, format!("{}/subscriber", info.identity)).await?;
-        let (to_session_tx, to_session) = mpsc::unbounded_channel();
+        let peers = async {
+            let publisher = start_peer(&config, format!("{}/publisher", info.identity)).await?;
+            let subscriber = start_peer(&config, format!("{}/subscriber", info.identity)).await?;
+            Ok::<_, String>((publisher, subscriber))
+        };
+        let (publisher, subscriber) = match peers.await {
+            Ok(peers) => peers,
+            Err(why) => return Err((writer, why)),
+        };
+        let (to_session_tx, to_session) = mpsc::channel(SESSION_QUEUE);
         let link = SessionLink {
             tx: to_session_tx,
             publisher: publisher.handle.clone(),
             subscriber: subscriber.handle.clone(),
         };
-        let room = rooms.get_or_create(&claims.video.room, claims.room_config.clone());
+        let room = match rooms.get_or_create(&claims.video.room, claims.room_config.clone()) {
+            Ok(room) => room,
+            Err(why) => return Err((writer, why)),
+        };
         let (reply, answer) = oneshot::channel();
-        let auto_subscribe = options.auto_subscribe;
-        if !room.send(RoomMsg::Join { info: Box::new(info.clone()), auto_subscribe, link, reply }) {
-            return Err("the room closed during the join".into());
+        let member = MemberOptions {
+            auto_subscribe: options.auto_subscribe,
+            track_subscribed_event: options.track_subscribed_event,
+        };
+        let closed = || "the room closed during the join".to_owned();
+        if !room.send(RoomMsg::Join { info: Box::new(info.clone()), options: member, link, reply }).await {
+            return Err((writer, closed()));
         }
-        let JoinReply { room: room_info, others } =
-            answer.await.map_err(|_| "the room closed during the join".to_owned())?;
+        let JoinReply { room: room_info, others } = match answer.await.map_err(|_| closed()).and_then(|r| r) {
+            Ok(reply) => reply,
+            Err(why) => return Err((writer, why)),
+        };
         let join = pb::JoinResponse {
             room: Some(room_info),
             participant: Some(info.clone()),
@@ -148,11 +191,11 @@ impl Session {
             fast_publish: true,
             ..Default::default()
         };
-        ws.send(binary(signal_response::Message::Join(join))).await.map_err(|e| e.to_string())?;
         let refreshed = super::refresh_token(&config, &claims);
-        ws.send(binary(signal_response::Message::RefreshToken(refreshed))).await.map_err(|e| e.to_string())?;
         let mut session = Self {
             ws,
+            writer,
+            closing: None,
             room,
             info,
             publisher,
@@ -165,11 +208,13 @@ impl Session {
             subscriber_changes: OfferRequest::default(),
             subscribed: HashMap::new(),
             next_offer_id: rand::random_range(1..=256),
-            answer_ids: VecDeque::new(),
+            offers: VecDeque::new(),
             dtx: false,
             active: false,
             joined_at: Instant::now(),
         };
+        session.send(signal_response::Message::Join(join));
+        session.send(signal_response::Message::RefreshToken(refreshed));
         let channels = vec![
             ChannelSpec { label: "_reliable".into(), lossy: false },
             ChannelSpec { label: "_lossy".into(), lossy: true },
@@ -185,10 +230,10 @@ impl Session {
             End::Removed(reason) => (reason, true),
         };
         if !removed {
-            self.room.send(RoomMsg::Leave { sid: self.info.sid.clone(), reason });
+            self.room.send(RoomMsg::Leave { sid: self.info.sid.clone(), reason }).await;
         }
-        let _ = self.ws.close().await;
-        let Self { publisher, subscriber, .. } = self;
+        let Self { writer, publisher, subscriber, .. } = self;
+        writer.close().await;
         drop(publisher.handle);
         drop(subscriber.handle);
         let _ = publisher.task.await;
@@ -197,9 +242,13 @@ impl Session {
 
     async fn serve(&mut self) -> End {
         loop {
+            if let Some(why) = self.closing.take() {
+                tracing::warn!(participant = %self.info.identity, "closing: {why}");
+                return End::Left(pb::DisconnectReason::SignalClose);
+            }
             let active_by = tokio::time::Instant::from_std(self.joined_at + ACTIVE_DEADLINE);
             tokio::select! {
-                frame = self.ws.recv() => match frame {
+                frame = self.ws.next() => match frame {
                     Some(Ok(Message::Binary(bytes))) => match signal::decode_request(&bytes) {
                         Ok(request) => {
                             if let Some(end) = self.on_request(request).await {
@@ -223,11 +272,16 @@ impl Session {
                     }
                     Some(Ok(_)) => {}
                 },
-                Some(message) = self.to_session.recv() => {
-                    if let Some(end) = self.on_room(message).await {
-                        return end;
+                message = self.to_session.recv() => match message {
+                    Some(message) => {
+                        if let Some(end) = self.on_room(message).await {
+                            return end;
+                        }
                     }
-                }
+                    // The room removed us (we did not keep up with its events) or closed.
+                    None => return End::Removed(pb::DisconnectReason::SignalClose),
+                },
+                () = self.writer.failed() => return End::Left(pb::DisconnectReason::SignalClose),
                 Some(event) = self.publisher.events.recv() => {
                     if let Some(end) = self.on_publisher(event).await {
                         return end;
@@ -250,20 +304,42 @@ impl Session {
         use signal_request::Message as R;
         match request {
             R::Offer(offer) => {
-                self.on_publisher_offer(&offer.sdp);
-                self.answer_ids.push_back(offer.id);
+                let sections = sdp::media_sections(&offer.sdp).len();
+                if sections > MAX_MEDIA_SECTIONS {
+                    tracing::warn!(participant = %self.info.identity, "closing: the offer has {sections} media sections, over the limit of {MAX_MEDIA_SECTIONS}");
+                    return Some(End::Left(pb::DisconnectReason::StateMismatch));
+                }
+                if self.offers.len() >= MAX_UNANSWERED_OFFERS {
+                    tracing::warn!(participant = %self.info.identity, "closing: more than {MAX_UNANSWERED_OFFERS} offers without waiting for answers");
+                    return Some(End::Left(pb::DisconnectReason::StateMismatch));
+                }
+                self.on_publisher_offer(&offer.sdp).await;
+                self.publisher.trickled.described(&offer.sdp);
+                self.offers.push_back((offer.id, offer.sdp.clone()));
                 self.publisher.handle.send(PeerCommand::AcceptOffer { sdp: offer.sdp, routes: Vec::new() }).await;
                 self.publisher.remote_applied = true;
                 self.flush_remote_candidates(true).await;
             }
             R::Answer(answer) => {
+                if !self.subscriber_negotiating {
+                    tracing::warn!(participant = %self.info.identity, "closing: an answer to no offer of ours");
+                    return Some(End::Left(pb::DisconnectReason::StateMismatch));
+                }
+                self.subscriber.trickled.described(&answer.sdp);
                 self.subscriber.handle.send(PeerCommand::AcceptAnswer(answer.sdp)).await;
                 self.subscriber.remote_applied = true;
                 self.flush_remote_candidates(false).await;
             }
+            R::Trickle(trickle) if trickle.candidate_init.len() > MAX_CANDIDATE_BYTES => {
+                tracing::debug!(participant = %self.info.identity, "ignored a candidate of {} bytes", trickle.candidate_init.len());
+            }
             R::Trickle(trickle) => match CandidateInit::parse(&trickle.candidate_init) {
                 Ok(init) => {
                     let publisher = trickle.target != pb::SignalTarget::Subscriber as i32;
+                    if !self.peer(publisher).trickled.admit() {
+                        tracing::warn!(participant = %self.info.identity, "closing: more than {} ICE candidates for one peer", limits::MAX_REMOTE_CANDIDATES);
+                        return Some(End::Left(pb::DisconnectReason::StateMismatch));
+                    }
                     self.peer(publisher).remote_candidates.push(init);
                     self.flush_remote_candidates(publisher).await;
                 }
@@ -271,25 +347,24 @@ impl Session {
             },
             R::AddTrack(request) => self.on_add_track(request).await,
             R::Mute(mute) => {
-                self.room.send(RoomMsg::Mute { sid: self.info.sid.clone(), track_sid: mute.sid, muted: mute.muted });
+                let mute = RoomMsg::Mute { sid: self.info.sid.clone(), track_sid: mute.sid, muted: mute.muted };
+                self.room.send(mute).await;
             }
             R::Subscription(subscription) => {
                 let mut track_sids = subscription.track_sids;
                 track_sids.extend(subscription.participant_tracks.into_iter().flat_map(|p| p.track_sids));
-                self.room.send(RoomMsg::Subscription {
-                    sid: self.info.sid.clone(),
-                    track_sids,
-                    subscribe: subscription.subscribe,
-                });
+                let subscription =
+                    RoomMsg::Subscription { sid: self.info.sid.clone(), track_sids, subscribe: subscription.subscribe };
+                self.room.send(subscription).await;
             }
             R::Leave(_) => return Some(End::Left(pb::DisconnectReason::ClientInitiated)),
             R::UpdateMetadata(update) => self.on_update_metadata(update).await,
             R::PingReq(ping) => {
                 let pong =
                     pb::Pong { last_ping_timestamp: ping.timestamp, timestamp: chrono::Utc::now().timestamp_millis() };
-                self.send(signal_response::Message::PongResp(pong)).await;
+                self.send(signal_response::Message::PongResp(pong));
             }
-            R::Ping(_) => self.send(signal_response::Message::Pong(chrono::Utc::now().timestamp_millis())).await,
+            R::Ping(_) => self.send(signal_response::Message::Pong(chrono::Utc::now().timestamp_millis())),
             R::Simulate(simulate) => return self.on_simulate(simulate).await,
             other => tracing::trace!(participant = %self.info.identity, "ignored signal request {other:?}"),
         }
@@ -297,7 +372,8 @@ impl Session {
     }
 
     /// Remembers which section carries which cid, and notices tracks the client stopped.
-    fn on_publisher_offer(&mut self, offer: &str) {
+    async fn on_publisher_offer(&mut self, offer: &str) {
+        self.publisher_sections.clear();
         for section in sdp::media_sections(offer) {
             if section.kind != sdp::SectionKind::Audio {
                 continue;
@@ -308,7 +384,7 @@ impl Session {
             if (!section.direction.sends() || section.port_zero)
                 && let Some(track_sid) = self.published.remove(&section.mid)
             {
-                self.room.send(RoomMsg::TrackRemoved { sid: self.info.sid.clone(), track_sid });
+                self.room.send(RoomMsg::TrackRemoved { sid: self.info.sid.clone(), track_sid }).await;
             }
         }
     }
@@ -323,13 +399,16 @@ impl Session {
             } else {
                 pb::request_response::Reason::UnsupportedType
             };
-            let response = pb::RequestResponse {
-                reason: reason as i32,
-                message: "this dev server accepts audio tracks the token allows".into(),
-                request: Some(pb::request_response::Request::AddTrack(request)),
-                ..Default::default()
-            };
-            self.send(signal_response::Message::RequestResponse(response)).await;
+            self.refuse_track(request, reason, "this dev server accepts audio tracks the token allows".into());
+            return;
+        }
+        // A repeated request for a pending track is ignored, as LiveKit ignores it.
+        if self.pending_tracks.contains_key(&request.cid) {
+            return;
+        }
+        if self.pending_tracks.len() + self.published.len() >= MAX_TRACKS_PER_PARTICIPANT {
+            let why = format!("a participant may publish at most {MAX_TRACKS_PER_PARTICIPANT} tracks");
+            self.refuse_track(request, pb::request_response::Reason::LimitExceeded, why);
             return;
         }
         #[allow(deprecated, reason = "older clients still opt out of DTX with this field")]
@@ -340,34 +419,43 @@ impl Session {
         self.send(signal_response::Message::TrackPublished(pb::TrackPublishedResponse {
             cid: request.cid,
             track: Some(track),
-        }))
-        .await;
+        }));
+    }
+
+    fn refuse_track(&mut self, request: pb::AddTrackRequest, reason: pb::request_response::Reason, why: String) {
+        let response = pb::RequestResponse {
+            reason: reason as i32,
+            message: why,
+            request: Some(pb::request_response::Request::AddTrack(request)),
+            ..Default::default()
+        };
+        self.send(signal_response::Message::RequestResponse(response));
     }
 
     async fn on_update_metadata(&mut self, update: pb::UpdateParticipantMetadata) {
         let allowed = self.info.permission.as_ref().is_some_and(|p| p.can_update_metadata);
-        let reason = if allowed {
-            self.room.send(RoomMsg::Update {
+        let (reason, message) = if !allowed {
+            let why = "the token does not allow updating metadata (canUpdateOwnMetadata)";
+            (pb::request_response::Reason::NotAllowed, why.to_owned())
+        } else if let Some(why) = limits::metadata_refusal(&update) {
+            (pb::request_response::Reason::LimitExceeded, why)
+        } else {
+            let change = RoomMsg::Update {
                 sid: self.info.sid.clone(),
                 name: update.name.clone(),
                 metadata: update.metadata.clone(),
                 attributes: update.attributes.clone(),
-            });
-            pb::request_response::Reason::Ok
-        } else {
-            pb::request_response::Reason::NotAllowed
+            };
+            self.room.send(change).await;
+            (pb::request_response::Reason::Ok, String::new())
         };
         let response = pb::RequestResponse {
             request_id: update.request_id,
             reason: reason as i32,
-            message: if allowed {
-                String::new()
-            } else {
-                "the token does not allow updating metadata (canUpdateOwnMetadata)".into()
-            },
+            message,
             request: Some(pb::request_response::Request::UpdateMetadata(update)),
         };
-        self.send(signal_response::Message::RequestResponse(response)).await;
+        self.send(signal_response::Message::RequestResponse(response));
     }
 
     async fn on_simulate(&mut self, simulate: pb::SimulateScenario) -> Option<End> {
@@ -382,16 +470,14 @@ impl Session {
                 self.send(signal_response::Message::Leave(leave(
                     pb::DisconnectReason::ServerShutdown,
                     pb::leave_request::Action::Disconnect,
-                )))
-                .await;
+                )));
                 Some(End::Left(pb::DisconnectReason::ServerShutdown))
             }
             Scenario::LeaveRequestFullReconnect(_) => {
                 self.send(signal_response::Message::Leave(leave(
                     pb::DisconnectReason::StateMismatch,
                     pb::leave_request::Action::Reconnect,
-                )))
-                .await;
+                )));
                 Some(End::Left(pb::DisconnectReason::StateMismatch))
             }
             // As LiveKit does: drop the participant without a leave; the client notices and rejoins.
@@ -406,7 +492,7 @@ impl Session {
     async fn on_room(&mut self, message: ToSession) -> Option<End> {
         match message {
             ToSession::Updates(participants) => {
-                self.send(signal_response::Message::Update(pb::ParticipantUpdate { participants })).await
+                self.send(signal_response::Message::Update(pb::ParticipantUpdate { participants }))
             }
             ToSession::Subscribe { track, publisher_sid } => {
                 let stream_id = format!("{publisher_sid}|{}", track.sid);
@@ -421,14 +507,13 @@ impl Session {
                     self.negotiate_subscriber(OfferRequest { deactivate: vec![mid], ..OfferRequest::default() }).await;
                 }
             }
-            ToSession::Data { bytes, reliable } => {
-                let label = if reliable { "_reliable" } else { "_lossy" };
-                self.subscriber.handle.try_send(PeerCommand::SendData { label: label.into(), data: bytes });
+            ToSession::TrackSubscribed { track_sid } => {
+                self.send(signal_response::Message::TrackSubscribed(pb::TrackSubscribed { track_sid }));
             }
             ToSession::Leave(leave) => {
                 let reason =
                     pb::DisconnectReason::try_from(leave.reason).unwrap_or(pb::DisconnectReason::UnknownReason);
-                self.send(signal_response::Message::Leave(leave)).await;
+                self.send(signal_response::Message::Leave(leave));
                 return Some(End::Removed(reason));
             }
         }
@@ -438,22 +523,25 @@ impl Session {
     async fn on_publisher(&mut self, event: DriverEvent) -> Option<End> {
         match event {
             DriverEvent::Answer(answer) => {
+                let (id, offer) = self.offers.pop_front().unwrap_or_default();
+                let answer = answer::shape_publisher_answer(&offer, &answer);
                 let answer = if self.dtx { with_dtx(&answer) } else { answer };
                 self.publisher.mid = self.publisher.mid.take().or_else(|| sdp::first_mid(&answer));
-                let id = self.answer_ids.pop_front().unwrap_or(0);
                 self.send(signal_response::Message::Answer(pb::SessionDescription {
                     r#type: "answer".into(),
                     sdp: answer,
                     id,
                     ..Default::default()
-                }))
-                .await;
+                }));
                 self.publisher.described = true;
                 self.flush_local_candidates(true).await;
             }
-            DriverEvent::FirstMedia(mid) => self.on_first_media(mid),
+            DriverEvent::FirstMedia(mid) => self.on_first_media(mid).await,
             DriverEvent::Peer(PeerEvent::ChannelData { label, data }) => {
-                self.room.send(RoomMsg::Data { sid: self.info.sid.clone(), bytes: data, reliable: label != "_lossy" });
+                let data = RoomMsg::Data { sid: self.info.sid.clone(), bytes: data, reliable: label != "_lossy" };
+                if !self.room.try_send(data) {
+                    tracing::debug!(participant = %self.info.identity, "dropped data: the room is behind");
+                }
             }
             DriverEvent::Peer(PeerEvent::LocalCandidate(candidate)) => {
                 self.publisher.local_candidates.push(candidate);
@@ -483,8 +571,7 @@ impl Session {
                     sdp: offer,
                     id,
                     ..Default::default()
-                }))
-                .await;
+                }));
                 self.subscriber.described = true;
                 self.flush_local_candidates(false).await;
             }
@@ -492,7 +579,7 @@ impl Session {
                 for (track_sid, mid) in tracks {
                     if self.subscribed.get(&track_sid) != Some(&mid) {
                         self.subscribed.insert(track_sid.clone(), mid.clone());
-                        self.room.send(RoomMsg::Subscribed { sid: self.info.sid.clone(), track_sid, mid });
+                        self.room.send(RoomMsg::Subscribed { sid: self.info.sid.clone(), track_sid, mid }).await;
                     }
                 }
                 self.subscriber_negotiating = false;
@@ -501,7 +588,7 @@ impl Session {
             }
             DriverEvent::Peer(PeerEvent::Connected) if !self.active => {
                 self.active = true;
-                self.room.send(RoomMsg::Active { sid: self.info.sid.clone() });
+                self.room.send(RoomMsg::Active { sid: self.info.sid.clone() }).await;
             }
             DriverEvent::Peer(PeerEvent::LocalCandidate(candidate)) => {
                 self.subscriber.local_candidates.push(candidate);
@@ -521,13 +608,13 @@ impl Session {
     }
 
     /// RTP arrived on a section: the track it carries becomes visible to others, as in LiveKit.
-    fn on_first_media(&mut self, mid: String) {
+    async fn on_first_media(&mut self, mid: String) {
         let cid = self.publisher_sections.get(&mid).filter(|cid| self.pending_tracks.contains_key(*cid)).cloned();
         let cid = cid.or_else(|| self.pending_tracks.keys().next().cloned());
         let Some(mut track) = cid.and_then(|cid| self.pending_tracks.remove(&cid)) else { return };
         track.mid = mid.clone();
         self.published.insert(mid.clone(), track.sid.clone());
-        self.room.send(RoomMsg::TrackReady { sid: self.info.sid.clone(), track: Box::new(track), mid });
+        self.room.send(RoomMsg::TrackReady { sid: self.info.sid.clone(), track: Box::new(track), mid }).await;
     }
 
     /// One subscriber offer at a time; changes meanwhile go into the next one.
@@ -538,6 +625,9 @@ impl Session {
             pending.channels.extend(request.channels);
             pending.add_audio.extend(request.add_audio);
             pending.deactivate.extend(request.deactivate);
+            if pending.add_audio.len() + pending.deactivate.len() > MAX_UNANSWERED_CHANGES {
+                self.closing.get_or_insert_with(|| "the client does not answer our subscriber offers".into());
+            }
             return;
         }
         if empty {
@@ -579,7 +669,7 @@ impl Session {
             });
         }
         for trickle in trickles {
-            self.send(signal_response::Message::Trickle(trickle)).await;
+            self.send(signal_response::Message::Trickle(trickle));
         }
     }
 
@@ -587,9 +677,12 @@ impl Session {
         if publisher { &mut self.publisher } else { &mut self.subscriber }
     }
 
-    async fn send(&mut self, message: signal_response::Message) {
-        if let Err(e) = self.ws.send(binary(message)).await {
-            tracing::debug!(participant = %self.info.identity, "signal send failed: {e}");
+    /// Queues a message for the client; a client that does not take it ends the session.
+    fn send(&mut self, message: signal_response::Message) {
+        if self.closing.is_none()
+            && let Err(stalled) = self.writer.send(signal::encode_response(message))
+        {
+            self.closing = Some(stalled.to_string());
         }
     }
 }
@@ -606,14 +699,11 @@ async fn start_peer(config: &DevServerConfig, name: String) -> Result<Peer, Stri
         remote_applied: false,
         local_candidates: Vec::new(),
         remote_candidates: Vec::new(),
+        trickled: CandidateCount::default(),
         candidate_count: config.rtc_ips.len(),
         sent_candidates: 0,
         mid: None,
     })
-}
-
-fn binary(message: signal_response::Message) -> Message {
-    Message::Binary(signal::encode_response(message).into())
 }
 
 /// The participant as the token describes it.

@@ -5,21 +5,26 @@
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use livekit_protocol as pb;
 use pb::{server_message, worker_message};
 use tokio::sync::mpsc;
 
 use super::dispatch::{DispatchMsg, Dispatcher};
 use super::ids;
+use super::limits::WORKER_QUEUE;
+use super::writer::{SignalWriter, Stalled};
 use crate::livekit::signal::{self, FrameError, PROTOCOL_VERSION};
 
 /// LiveKit closes a worker connection that has not registered within this.
 const REGISTER_DEADLINE: Duration = Duration::from_secs(10);
 
-pub(super) async fn run(mut ws: WebSocket, dispatcher: Dispatcher) {
-    let Some(register) = wait_for_registration(&mut ws).await else {
-        let _ = ws.close().await;
+pub(super) async fn run(ws: WebSocket, dispatcher: Dispatcher, send_timeout: Duration) {
+    let (sink, mut ws) = ws.split();
+    let writer = SignalWriter::spawn(sink, send_timeout, "an agent worker".into());
+    let Some(register) = wait_for_registration(&mut ws, &writer).await else {
+        writer.close().await;
         return;
     };
     let worker_id = ids::sid("AW_");
@@ -37,7 +42,8 @@ pub(super) async fn run(mut ws: WebSocket, dispatcher: Dispatcher) {
         server_info: Some(server_info),
         ..Default::default()
     };
-    if send(&mut ws, server_message::Message::Register(response)).await.is_err() {
+    if send(&writer, server_message::Message::Register(response)).is_err() {
+        writer.close().await;
         return;
     }
     // Absent permissions mean the defaults LiveKit grants.
@@ -48,21 +54,26 @@ pub(super) async fn run(mut ws: WebSocket, dispatcher: Dispatcher) {
         can_update_metadata: true,
         ..Default::default()
     });
-    let (link, mut outgoing) = mpsc::unbounded_channel();
-    dispatcher.send(DispatchMsg::Registered {
-        worker_id: worker_id.clone(),
-        agent_name: register.agent_name.clone(),
-        permissions,
-        link,
-    });
+    let (link, mut outgoing) = mpsc::channel(WORKER_QUEUE);
+    dispatcher
+        .send_wait(DispatchMsg::Registered {
+            worker_id: worker_id.clone(),
+            agent_name: register.agent_name.clone(),
+            permissions,
+            link,
+        })
+        .await;
 
     loop {
         tokio::select! {
-            frame = ws.recv() => match frame {
+            frame = ws.next() => match frame {
                 Some(Ok(Message::Binary(bytes))) => match signal::decode_worker_message(&bytes) {
                     Ok(message) => {
-                        if let Some(reply) = handle(&dispatcher, &worker_id, message) {
-                            let _ = send(&mut ws, reply).await;
+                        if let Some(reply) = handle(&dispatcher, &worker_id, message).await
+                            && let Err(e) = send(&writer, reply)
+                        {
+                            tracing::warn!(worker = %worker_id, "closing: {e}");
+                            break;
                         }
                     }
                     Err(FrameError::Empty) => {}
@@ -74,22 +85,31 @@ pub(super) async fn run(mut ws: WebSocket, dispatcher: Dispatcher) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
-            Some(message) = outgoing.recv() => {
-                if send(&mut ws, message).await.is_err() {
-                    break;
+            message = outgoing.recv() => match message {
+                Some(message) => {
+                    if let Err(e) = send(&writer, message) {
+                        tracing::warn!(worker = %worker_id, "closing: {e}");
+                        break;
+                    }
                 }
-            }
+                // The dispatcher dropped this worker (it did not keep up).
+                None => break,
+            },
+            () = writer.failed() => break,
         }
     }
-    dispatcher.send(DispatchMsg::Gone { worker_id });
-    let _ = ws.close().await;
+    dispatcher.send_wait(DispatchMsg::Gone { worker_id }).await;
+    writer.close().await;
 }
 
 /// The first message must be `register`; pings before it are answered.
-async fn wait_for_registration(ws: &mut WebSocket) -> Option<pb::RegisterWorkerRequest> {
+async fn wait_for_registration(
+    ws: &mut SplitStream<WebSocket>,
+    writer: &SignalWriter,
+) -> Option<pb::RegisterWorkerRequest> {
     let deadline = tokio::time::Instant::now() + REGISTER_DEADLINE;
     loop {
-        let frame = match tokio::time::timeout_at(deadline, ws.recv()).await {
+        let frame = match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(frame))) => frame,
             Ok(_) => return None,
             Err(_) => {
@@ -107,7 +127,7 @@ async fn wait_for_registration(ws: &mut WebSocket) -> Option<pb::RegisterWorkerR
                 return None;
             }
             Ok(worker_message::Message::Ping(ping)) => {
-                let _ = send(ws, server_message::Message::Pong(pong(ping))).await;
+                send(writer, server_message::Message::Pong(pong(ping))).ok()?;
             }
             Ok(_) | Err(FrameError::Empty) => {}
             Err(e) => {
@@ -118,29 +138,28 @@ async fn wait_for_registration(ws: &mut WebSocket) -> Option<pb::RegisterWorkerR
     }
 }
 
-fn handle(
+/// Hands a worker's message to the dispatcher; returns the direct reply, if any.
+async fn handle(
     dispatcher: &Dispatcher,
     worker_id: &str,
     message: worker_message::Message,
 ) -> Option<server_message::Message> {
     let worker_id = worker_id.to_owned();
-    match message {
-        worker_message::Message::Availability(response) => {
-            dispatcher.send(DispatchMsg::Availability { worker_id, response })
-        }
-        worker_message::Message::UpdateJob(update) => dispatcher.send(DispatchMsg::JobStatus { worker_id, update }),
+    let message = match message {
+        worker_message::Message::Availability(response) => DispatchMsg::Availability { worker_id, response },
+        worker_message::Message::UpdateJob(update) => DispatchMsg::JobStatus { worker_id, update },
         worker_message::Message::UpdateWorker(status) => {
             let available = status.status.is_none_or(|s| s == pb::WorkerStatus::WsAvailable as i32) && !status.draining;
-            dispatcher.send(DispatchMsg::Status { worker_id, available, load: status.load });
+            DispatchMsg::Status { worker_id, available, load: status.load }
         }
-        worker_message::Message::MigrateJob(migrate) => {
-            dispatcher.send(DispatchMsg::Migrate { worker_id, job_ids: migrate.job_ids })
-        }
+        worker_message::Message::MigrateJob(migrate) => DispatchMsg::Migrate { worker_id, job_ids: migrate.job_ids },
         worker_message::Message::Ping(ping) => return Some(server_message::Message::Pong(pong(ping))),
         worker_message::Message::Register(_) | worker_message::Message::SimulateJob(_) => {
             tracing::debug!(worker = %worker_id, "ignored a worker message");
+            return None;
         }
-    }
+    };
+    dispatcher.send_wait(message).await;
     None
 }
 
@@ -148,6 +167,6 @@ fn pong(ping: pb::WorkerPing) -> pb::WorkerPong {
     pb::WorkerPong { last_timestamp: ping.timestamp, timestamp: chrono::Utc::now().timestamp_millis() }
 }
 
-async fn send(ws: &mut WebSocket, message: server_message::Message) -> Result<(), axum::Error> {
-    ws.send(Message::Binary(signal::encode_server_message(message).into())).await
+fn send(writer: &SignalWriter, message: server_message::Message) -> Result<(), Stalled> {
+    writer.send(signal::encode_server_message(message))
 }

@@ -1,6 +1,7 @@
 // livekit-client (npm, in Debian's Chromium) against our LiveKit dev server, with a loopback
 // participant in the room. Chromium's fake microphone plays a speech WAV; the loopback sends the
-// audio and any data back. Checks: the browser subscribes to the loopback's track, what it hears
+// audio and any data back. Checks: the server tells the browser its microphone track has a
+// subscriber (track_subscribed), the browser subscribes to the loopback's track, what it hears
 // is speech (WebAudio energy over time, not silence), and a data message travels each way.
 //
 // Usage: node tests/browser/loopback.mjs --livekit ws://HOST:PORT --token JWT --wav FILE
@@ -44,7 +45,8 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>loopback</title>
 window.runCheck = async (url, token, peer, listenMs) => {
   const { Room, RoomEvent, Track } = LivekitClient;
   const room = new Room({ adaptiveStream: false, dynacast: false });
-  const result = { subscribed: false, received: null, levels: [], events: [] };
+  const result = { subscribed: false, localTrackSubscribed: false, received: null, levels: [], events: [] };
+  const heard = new Promise((resolve) => room.on(RoomEvent.LocalTrackSubscribed, () => resolve(true)));
   const subscribed = new Promise((resolve) => {
     room.on(RoomEvent.TrackSubscribed, (track, _pub, participant) => {
       result.events.push('subscribed ' + participant.identity + ' ' + track.kind);
@@ -58,6 +60,7 @@ window.runCheck = async (url, token, peer, listenMs) => {
   });
   await room.connect(url, token);
   await room.localParticipant.setMicrophoneEnabled(true);
+  result.localTrackSubscribed = await Promise.race([heard, new Promise((resolve) => setTimeout(() => resolve(false), 20000))]);
   const track = await Promise.race([subscribed, new Promise((_, reject) => setTimeout(() => reject(new Error('no track from ' + peer)), 20000))]);
   result.subscribed = true;
 
@@ -131,9 +134,10 @@ try {
   const loud = levels.filter((db) => db > -45).length / levels.length;
   const sorted = [...levels].sort((a, b) => a - b);
   const range = sorted[Math.floor(sorted.length * 0.95)] - sorted[Math.floor(sorted.length * 0.05)];
-  const summary = { subscribed: result.subscribed, windows: levels.length, loudFraction: loud, dynamicRangeDb: range, peakDb: sorted[sorted.length - 1], received: result.received };
+  const summary = { subscribed: result.subscribed, localTrackSubscribed: result.localTrackSubscribed, windows: levels.length, loudFraction: loud, dynamicRangeDb: range, peakDb: sorted[sorted.length - 1], received: result.received };
   console.log(JSON.stringify(summary));
   if (!result.subscribed) failures.push('the browser did not subscribe to the loopback track');
+  if (!result.localTrackSubscribed) failures.push('the server never said the microphone track has a subscriber (track_subscribed)');
   if (loud < 0.3) failures.push(`the loopback audio is mostly silent (${(loud * 100).toFixed(0)}% of windows above -45 dBFS)`);
   if (range < 15) failures.push(`the loopback audio does not vary like speech (${range.toFixed(1)} dB between quiet and loud windows)`);
   if (!result.received || result.received.text !== 'ping from the browser' || result.received.from !== args.peer || result.received.topic !== 'loopback-test') {
