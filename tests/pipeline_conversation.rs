@@ -23,7 +23,9 @@ async fn a_caller_is_greeted_heard_answered_and_both_sides_are_transcribed() {
     // One sentence without a pause long enough to look like the end of the turn.
     let speech = support::audio::speech_clip(0.9, 4.6);
     caller.say(&speech).await;
-    caller.until("the caller's transcript", LIMIT, |h| h.segments.iter().any(|s| s.speaker == "caller" && s.is_final)).await;
+    caller
+        .until("the caller's transcript", LIMIT, |h| h.segments.iter().any(|s| s.speaker == "caller" && s.is_final))
+        .await;
     assert_eq!(caller.finals(false), ["What time do you open tomorrow?"]);
     assert_eq!(caller.agent_said(2, LIMIT).await, "We open at nine in the morning. See you then!");
 

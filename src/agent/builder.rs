@@ -121,7 +121,10 @@ pub struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("agent_id", &self.agent_id).field("language", &self.language).finish_non_exhaustive()
+        f.debug_struct("Agent")
+            .field("agent_id", &self.agent_id)
+            .field("language", &self.language)
+            .finish_non_exhaustive()
     }
 }
 
@@ -305,7 +308,8 @@ impl AgentBuilder {
         let (stt, language) = self.stt.ok_or(BuildError::Missing("speech-to-text"))?;
         let llm = self.llm.ok_or(BuildError::Missing("chat model"))?;
         let tts = self.tts.ok_or(BuildError::Missing("text-to-speech"))?;
-        let mut names = vec![crate::pipeline::tools::CAPTURE_LEAD.to_owned(), crate::pipeline::tools::END_CALL.to_owned()];
+        let mut names =
+            vec![crate::pipeline::tools::CAPTURE_LEAD.to_owned(), crate::pipeline::tools::END_CALL.to_owned()];
         let mut tools = Vec::with_capacity(self.tools.len());
         for tool in &self.tools {
             let spec = tool.spec();

@@ -22,6 +22,15 @@ pub trait AgentHooks: Send + Sync + 'static {
         Box::pin(async {})
     }
 
+    /// A turn is over: what the call holds so far, `end_reason` still
+    /// `None`. Runs on a task of its own, one snapshot after another; when it is slower than
+    /// the conversation, it gets the latest snapshot. Keep a checkpoint here, so a worker that
+    /// dies mid-call does not lose the call.
+    fn turn_completed(&self, progress: CallSummary) -> BoxFuture<'_, ()> {
+        let _ = progress;
+        Box::pin(async {})
+    }
+
     /// The call is over: what was said and learned. Runs before the job ends, so a record kept
     /// here is kept before the worker reports the call finished.
     fn call_ended(&self, summary: CallSummary) -> BoxFuture<'_, ()> {
@@ -54,12 +63,13 @@ pub struct CallSummary {
     pub room: String,
     /// When the agent joined, Unix ms.
     pub started_ms: i64,
-    /// When it ended, Unix ms.
+    /// When it ended (for a snapshot of a call still running: when the snapshot was taken),
+    /// Unix ms.
     pub ended_ms: i64,
     /// The first person who joined.
     pub caller: Option<Caller>,
-    /// Why it ended.
-    pub end_reason: EndReason,
+    /// Why it ended; `None` while it runs.
+    pub end_reason: Option<EndReason>,
     /// Everything said, as heard (interrupted answers hold only what played).
     pub transcript: Vec<Line>,
     /// The figures of every answered turn.

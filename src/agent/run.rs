@@ -23,13 +23,21 @@ impl Agent {
     pub async fn run(self, context: JobContext) -> Result<CallSummary, String> {
         let JobContext { room, events, stop, job, .. } = context;
         let started_ms = chrono::Utc::now().timestamp_millis();
-        let room_name = room.name().to_owned();
         let (state, publishing) = state::publisher(room.clone());
-        let track = room.publish_audio(TRACK_NAME).await.map_err(|e| format!("cannot publish the agent's audio: {e}"))?;
-        let voice =
-            Voice { llm: self.llm, tts: self.tts, voice: self.voice, track: Arc::new(track), hooks: self.hooks.clone() };
+        let track =
+            room.publish_audio(TRACK_NAME).await.map_err(|e| format!("cannot publish the agent's audio: {e}"))?;
+        let voice = Voice {
+            llm: self.llm,
+            tts: self.tts,
+            voice: self.voice,
+            track: Arc::new(track),
+            hooks: self.hooks.clone(),
+        };
         let context = CallContext { call_id: job.id.clone(), agent_id: self.agent_id, ..CallContext::default() };
         let kit = Equipment {
+            call_id: job.id.clone(),
+            started_ms,
+            hooks: self.hooks.clone(),
             room,
             voice,
             stt: self.stt,
@@ -43,19 +51,8 @@ impl Agent {
         let core = ConversationCore::new(self.config, Instant::now(), started_ms);
         let outcome = Shell::new(core, kit).run(events, stop).await;
         let _ = publishing.await;
-        let lead = outcome.core.lead();
-        let summary = CallSummary {
-            call_id: job.id,
-            room: room_name,
-            started_ms,
-            ended_ms: chrono::Utc::now().timestamp_millis(),
-            caller: outcome.core.caller().cloned(),
-            end_reason: outcome.end_reason,
-            transcript: outcome.transcript,
-            turns: outcome.turns,
-            lead: lead.captured().clone(),
-            lead_missing: lead.missing(),
-        };
+        let mut summary = outcome.summary;
+        summary.end_reason = Some(outcome.end_reason);
         self.hooks.call_ended(summary.clone()).await;
         Ok(summary)
     }

@@ -14,7 +14,7 @@ use crate::config::ProviderSettings;
 use crate::profiles::AgentProfile;
 use crate::providers::tts::SpeechRequest;
 use crate::records::Outbox;
-use crate::worker::{AgentSession, CallChoice, JobContext};
+use crate::worker::{AgentSession, CallChoice, EndReason, JobContext};
 
 /// Talks with the caller as the call's profile says, and keeps the record of every call.
 pub struct PipelineSession {
@@ -44,11 +44,7 @@ impl PipelineSession {
             pitch: profile.tts.pitch,
             loudness: profile.tts.loudness,
         };
-        let records = RecordKeeper {
-            outbox: self.outbox.clone(),
-            profile: profile.clone(),
-            choice: choice.clone(),
-        };
+        let records = RecordKeeper { outbox: self.outbox.clone(), profile: profile.clone(), choice: choice.clone() };
         Agent::builder()
             .agent_id(&profile.id)
             .speech_to_text(providers.stt, &choice.language)
@@ -123,7 +119,7 @@ impl RecordKeeper {
             ended_at: timestamp(summary.ended_ms),
             duration_seconds: (summary.ended_ms - summary.started_ms).max(0) as f64 / 1000.0,
             caller: summary.caller,
-            end_reason: summary.end_reason,
+            end_reason: summary.end_reason.unwrap_or(EndReason::WorkerShutdown),
             transcript: summary.transcript,
             lead: summary.lead,
             lead_missing: summary.lead_missing,

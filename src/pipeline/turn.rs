@@ -943,7 +943,10 @@ mod tests {
                 }
                 assert_eq!(line.detector.in_utterance(), open);
                 let clock = line.detector.clock.expect("time was given");
-                assert!(line.detector.next_deadline().is_none_or(|deadline| deadline > clock), "a deadline already past");
+                assert!(
+                    line.detector.next_deadline().is_none_or(|deadline| deadline > clock),
+                    "a deadline already past"
+                );
             }
         }
         assert_eq!(seen.len(), 8, "every kind of event occurred");

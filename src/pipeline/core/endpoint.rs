@@ -19,11 +19,71 @@ pub struct Endpointing {
 /// Words after which people go on (English, Hindi in Devanagari and romanised): conjunctions,
 /// fillers, and words that introduce what follows.
 const CONTINUATIONS: &[&str] = &[
-    "and", "but", "or", "so", "because", "um", "umm", "uh", "uhh", "er", "erm", "hmm", "like", "the", "a", "an",
-    "to", "of", "with", "my", "is", "are", "was", "if", "that", "which", "then", "also", "plus", "for", "at", "in",
-    "और", "लेकिन", "पर", "या", "तो", "कि", "क्योंकि", "मतलब", "जैसे", "अगर", "फिर", "भी", "मेरा", "मेरी", "मेरे",
-    "का", "की", "के", "में", "से", "को", "aur", "lekin", "par", "ya", "to", "ki", "kyunki", "matlab", "jaise",
-    "agar", "phir", "bhi",
+    "and",
+    "but",
+    "or",
+    "so",
+    "because",
+    "um",
+    "umm",
+    "uh",
+    "uhh",
+    "er",
+    "erm",
+    "hmm",
+    "like",
+    "the",
+    "a",
+    "an",
+    "to",
+    "of",
+    "with",
+    "my",
+    "is",
+    "are",
+    "was",
+    "if",
+    "that",
+    "which",
+    "then",
+    "also",
+    "plus",
+    "for",
+    "at",
+    "in",
+    "और",
+    "लेकिन",
+    "पर",
+    "या",
+    "तो",
+    "कि",
+    "क्योंकि",
+    "मतलब",
+    "जैसे",
+    "अगर",
+    "फिर",
+    "भी",
+    "मेरा",
+    "मेरी",
+    "मेरे",
+    "का",
+    "की",
+    "के",
+    "में",
+    "से",
+    "को",
+    "aur",
+    "lekin",
+    "par",
+    "ya",
+    "to",
+    "ki",
+    "kyunki",
+    "matlab",
+    "jaise",
+    "agar",
+    "phir",
+    "bhi",
 ];
 
 /// The wait after `text`, the words heard so far in this turn.
@@ -49,7 +109,9 @@ fn is_continuation(word: &str) -> bool {
 /// A phone number or amount read out digit group by digit group: the last word holds a digit
 /// and no sentence mark closes it.
 fn reading_a_number(text: &str) -> bool {
-    text.split_whitespace().last().is_some_and(|word| word.chars().any(|c| c.is_ascii_digit() || is_devanagari_digit(c)))
+    text.split_whitespace()
+        .last()
+        .is_some_and(|word| word.chars().any(|c| c.is_ascii_digit() || is_devanagari_digit(c)))
 }
 
 fn is_devanagari_digit(c: char) -> bool {
@@ -68,14 +130,16 @@ mod tests {
 
     #[test]
     fn a_complete_sentence_is_answered_sooner() {
-        for text in ["What time do you open tomorrow?", "I'd like to book a visit.", "मुझे कल का समय चाहिए।", "Yes!"] {
+        for text in ["What time do you open tomorrow?", "I'd like to book a visit.", "मुझे कल का समय चाहिए।", "Yes!"]
+        {
             assert_eq!(silence_after(text, WAITS), WAITS.complete, "{text}");
         }
     }
 
     #[test]
     fn a_pause_after_a_word_that_promises_more_is_waited_out() {
-        for text in ["I want to book an appointment and", "My name is um", "मेरा नाम है और", "so,", "I need it for"] {
+        for text in ["I want to book an appointment and", "My name is um", "मेरा नाम है और", "so,", "I need it for"]
+        {
             assert_eq!(silence_after(text, WAITS), WAITS.unfinished, "{text}");
         }
     }

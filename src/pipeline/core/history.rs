@@ -150,7 +150,8 @@ mod tests {
         history.push(ChatMessage::user("My name is Asha and my number is 98765 43210."));
         let call = ToolCall { id: "c1".into(), name: "capture_lead".into(), arguments: "{\"name\":\"Asha\"}".into() };
         history.push(ChatMessage { tool_calls: vec![call], ..ChatMessage::assistant("") });
-        history.push(ChatMessage::tool("c1", "{\"ok\":true,\"saved\":[\"name\"],\"some\":\"padding to make it long\"}"));
+        history
+            .push(ChatMessage::tool("c1", "{\"ok\":true,\"saved\":[\"name\"],\"some\":\"padding to make it long\"}"));
         history.said("Thank you Asha, I have noted your details and someone will call you back soon.");
         history.push(ChatMessage::user("Great, thanks a lot for your help today, goodbye then."));
         let kept = roles(&history);

@@ -602,7 +602,13 @@ impl ConversationCore {
 
     /// Acts on a turn event; `audio` collects what goes to the open segment and is sent before
     /// the segment closes. True when the event already took `frame`'s audio.
-    fn on_turn_event(&mut self, event: TurnEvent, now: Instant, frame: Option<&VadFrame>, audio: &mut Vec<i16>) -> bool {
+    fn on_turn_event(
+        &mut self,
+        event: TurnEvent,
+        now: Instant,
+        frame: Option<&VadFrame>,
+        audio: &mut Vec<i16>,
+    ) -> bool {
         match event {
             TurnEvent::SpeechStarted { pre_roll } => {
                 self.speech_started(pre_roll, now, audio);
@@ -800,7 +806,11 @@ impl ConversationCore {
         speech.rounds = 1;
         let job = self.id();
         speech.running = Some(job);
-        self.out.push(Output::StartJob { job, speech: id, work: Job::Generate { request, hold: true, new_turn: true } });
+        self.out.push(Output::StartJob {
+            job,
+            speech: id,
+            work: Job::Generate { request, hold: true, new_turn: true },
+        });
         if let Some(user) = &mut self.user {
             user.draft = Some(Draft { speech, text, asked: now });
         }
@@ -890,7 +900,13 @@ impl ConversationCore {
         let mut tools = self.lead.specs();
         tools.extend(self.config.tools.iter().map(|tool| tool.spec.clone()));
         let chat = &self.config.chat;
-        ChatRequest { model: chat.model.clone(), messages, temperature: chat.temperature, max_tokens: chat.max_tokens, tools }
+        ChatRequest {
+            model: chat.model.clone(),
+            messages,
+            temperature: chat.temperature,
+            max_tokens: chat.max_tokens,
+            tools,
+        }
     }
 
     /// Asks the model for an answer to the conversation so far.
@@ -1160,7 +1176,12 @@ impl ConversationCore {
             self.ending = Some((EndReason::AgentEnded, now));
         }
         let waiting = self.user.as_ref().is_some_and(|user| user.ended.is_some());
-        if ended.failed && ended.purpose != Purpose::Apology && !waiting && self.stopping.is_none() && self.ending.is_none() {
+        if ended.failed
+            && ended.purpose != Purpose::Apology
+            && !waiting
+            && self.stopping.is_none()
+            && self.ending.is_none()
+        {
             self.apologise();
         }
     }
@@ -1196,7 +1217,11 @@ impl ConversationCore {
             .iter()
             .filter(|call| call.result.is_none())
             .find_map(|call| {
-                self.config.tools.iter().find(|tool| tool.spec.name == call.call.name).and_then(|tool| tool.filler.clone())
+                self.config
+                    .tools
+                    .iter()
+                    .find(|tool| tool.spec.name == call.call.name)
+                    .and_then(|tool| tool.filler.clone())
             })
             .unwrap_or_else(|| self.config.filler.clone());
         if filler.trim().is_empty() {

@@ -246,8 +246,11 @@ impl Speech {
     pub fn end(mut self, played: Duration, interrupted: bool) -> (Ended, String, Vec<ChatMessage>) {
         let delta = self.playout.advance(played);
         let finished = self.playout.finished(played) && self.idle();
-        let said =
-            if !interrupted && self.failed.is_none() && finished { self.written } else { self.playout.heard().to_owned() };
+        let said = if !interrupted && self.failed.is_none() && finished {
+            self.written
+        } else {
+            self.playout.heard().to_owned()
+        };
         let metrics = self.clock.map(|_| TurnMetrics { interrupted, ..self.metrics.clone() });
         let ended = Ended {
             purpose: self.purpose,

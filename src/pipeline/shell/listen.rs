@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::pipeline::vad::{self, Vad, VadFrame};
 use crate::audio::Resampler;
 use crate::livekit::room::RemoteAudioTrack;
+use crate::pipeline::vad::{self, Vad, VadFrame};
 
 /// Frames of one stretch of received audio, all arrived at `at`.
 #[derive(Debug)]

@@ -27,7 +27,7 @@ use super::metrics::TurnMetrics;
 use super::record::Line;
 use super::speakable::speakable;
 use super::state::AgentState;
-use crate::agent::{CallContext, Tool, ToolOutput, ToolRequest};
+use crate::agent::{AgentHooks, CallContext, CallSummary, Tool, ToolOutput, ToolRequest};
 use crate::audio::AudioFrame;
 use crate::livekit::data::TextStreamEvent;
 use crate::livekit::room::{ParticipantKind, RemoteAudioTrack, Room, RoomEvent};
@@ -60,6 +60,10 @@ impl Drop for Owned {
 
 /// What the shell runs a call with.
 pub(crate) struct Equipment {
+    pub call_id: String,
+    /// When the call started, Unix ms.
+    pub started_ms: i64,
+    pub hooks: Arc<dyn AgentHooks>,
     pub room: Room,
     pub voice: Voice,
     pub stt: Arc<dyn SpeechToText>,
@@ -74,9 +78,8 @@ pub(crate) struct Equipment {
 /// What the call left behind.
 pub(crate) struct Outcome {
     pub end_reason: EndReason,
-    pub transcript: Vec<Line>,
-    pub turns: Vec<TurnMetrics>,
-    pub core: ConversationCore,
+    /// Everything but the end reason, which the caller of [`Shell::run`] sets.
+    pub summary: CallSummary,
 }
 
 pub(crate) struct Shell {
@@ -102,12 +105,17 @@ pub(crate) struct Shell {
     transcript: Vec<Line>,
     turns: Vec<TurnMetrics>,
     played: Duration,
+    /// The latest snapshot for [`AgentHooks::turn_completed`], taken by the checkpoint task.
+    progress: watch::Sender<Option<CallSummary>>,
+    _checkpoints: Owned,
 }
 
 impl Shell {
     pub fn new(core: ConversationCore, kit: Equipment) -> Self {
         let (heard_tx, heard) = mpsc::channel(HEARD_QUEUE);
         let (report_tx, reports) = mpsc::channel(REPORT_QUEUE);
+        let (progress, snapshots) = watch::channel(None);
+        let checkpoints = Owned(tokio::spawn(checkpoint(kit.hooks.clone(), snapshots)));
         Self {
             core,
             kit,
@@ -129,6 +137,25 @@ impl Shell {
             transcript: Vec::new(),
             turns: Vec::new(),
             played: Duration::ZERO,
+            progress,
+            _checkpoints: checkpoints,
+        }
+    }
+
+    /// What the call holds so far.
+    fn summary(&self) -> CallSummary {
+        let lead = self.core.lead();
+        CallSummary {
+            call_id: self.kit.call_id.clone(),
+            room: self.kit.room.name().to_owned(),
+            started_ms: self.kit.started_ms,
+            ended_ms: chrono::Utc::now().timestamp_millis(),
+            caller: self.core.caller().cloned(),
+            end_reason: None,
+            transcript: self.transcript.clone(),
+            turns: self.turns.clone(),
+            lead: lead.captured().clone(),
+            lead_missing: lead.missing(),
         }
     }
 
@@ -143,7 +170,7 @@ impl Shell {
         let mut outputs = self.core.handle(Input::Tick, Instant::now());
         loop {
             if let Some(reason) = self.execute(outputs).await {
-                return Outcome { end_reason: reason, transcript: self.transcript, turns: self.turns, core: self.core };
+                return Outcome { end_reason: reason, summary: self.summary() };
             }
             let wake = self.core.next_deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
             let (input, at) = tokio::select! {
@@ -201,7 +228,8 @@ impl Shell {
                 Some(Input::Muted { track: listened, muted: track.muted })
             }
             RoomEvent::TrackSubscribed { track } => {
-                let input = Input::Track { identity: track.participant_identity.clone(), track: track.track_sid.clone() };
+                let input =
+                    Input::Track { identity: track.participant_identity.clone(), track: track.track_sid.clone() };
                 self.owners.insert(track.track_sid.clone(), track.participant_identity.clone());
                 self.tracks.insert(track.track_sid.clone(), track);
                 Some(input)
@@ -232,7 +260,9 @@ impl Shell {
     async fn execute(&mut self, outputs: Vec<Output>) -> Option<EndReason> {
         let mut packets = Vec::new();
         let mut hung_up = None;
+        let mut progressed = false;
         for output in outputs {
+            progressed |= matches!(output, Output::Line(_) | Output::Turn(_));
             match output {
                 Output::Listen { track } => self.listen_to(track),
                 Output::StartTranscription { segment, audio } => self.start_segment(segment, audio),
@@ -295,6 +325,9 @@ impl Shell {
         {
             tracing::warn!("cannot send a transcript: {e}");
         }
+        if progressed && hung_up.is_none() {
+            self.progress.send_replace(Some(self.summary()));
+        }
         if hung_up.is_some() {
             self.segments.clear();
             self.jobs.clear();
@@ -332,7 +365,8 @@ impl Shell {
     fn start_job(&mut self, job: u64, work: super::core::Job) {
         let (release, released) = watch::channel(false);
         let apology = self.apology_audio.clone().map(|audio| (self.kit.apology.clone(), audio));
-        let task = tokio::spawn(jobs::run(self.kit.voice.clone(), job, work, released, apology, self.report_tx.clone()));
+        let task =
+            tokio::spawn(jobs::run(self.kit.voice.clone(), job, work, released, apology, self.report_tx.clone()));
         self.jobs.insert(job, (release, Owned(task)));
     }
 
@@ -341,14 +375,19 @@ impl Shell {
         let mut context = self.kit.context.clone();
         context.caller = self.core.caller().cloned();
         context.lead = self.core.lead().captured().clone();
-        let request =
-            ToolRequest { name: call.name.clone(), id: format!("{}:{}", context.call_id, call.id), arguments: call.arguments, context };
+        let request = ToolRequest {
+            name: call.name.clone(),
+            id: format!("{}:{}", context.call_id, call.id),
+            arguments: call.arguments,
+            context,
+        };
         let report = self.report_tx.clone();
         let task = tokio::spawn(async move {
             let output = match tool {
                 Some(tool) => tool.call(request).await,
                 None => ToolOutput {
-                    result: serde_json::json!({"ok": false, "error": format!("`{}` is not available", call.name)}).to_string(),
+                    result: serde_json::json!({"ok": false, "error": format!("`{}` is not available", call.name)})
+                        .to_string(),
                     say: None,
                     end_call: false,
                 },
@@ -383,7 +422,9 @@ impl Shell {
                     None
                 }
                 Err(_) => {
-                    tracing::warn!("synthesising the apology took over {APOLOGY_TIMEOUT:?}; it will be tried when needed");
+                    tracing::warn!(
+                        "synthesising the apology took over {APOLOGY_TIMEOUT:?}; it will be tried when needed"
+                    );
                     None
                 }
             };
@@ -391,6 +432,17 @@ impl Shell {
         });
         self.apology_ready = Some(receiver);
         self.rehearsal = Some(Owned(task));
+    }
+}
+
+/// Hands each new snapshot to the hooks, one at a time, skipping those that were replaced
+/// meanwhile.
+async fn checkpoint(hooks: Arc<dyn AgentHooks>, mut snapshots: watch::Receiver<Option<CallSummary>>) {
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if let Some(snapshot) = snapshot {
+            hooks.turn_completed(snapshot).await;
+        }
     }
 }
 
@@ -402,9 +454,7 @@ async fn wait_stop(stop: &mut watch::Receiver<Option<EndReason>>) -> EndReason {
     }
 }
 
-async fn wait_apology(
-    ready: &mut Option<oneshot::Receiver<Option<Arc<[AudioFrame]>>>>,
-) -> Option<Arc<[AudioFrame]>> {
+async fn wait_apology(ready: &mut Option<oneshot::Receiver<Option<Arc<[AudioFrame]>>>>) -> Option<Arc<[AudioFrame]>> {
     match ready {
         Some(ready) => ready.await.ok().flatten(),
         None => std::future::pending().await,

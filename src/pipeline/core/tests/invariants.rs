@@ -23,8 +23,9 @@ fn every_deadline_is_ahead_and_every_segment_and_job_is_closed_once() {
         let mut config = config();
         config.turn.likely_end = (round % 2 == 0).then_some(ms(200));
         config.preemptive = round % 3 != 0;
-        config.endpointing = (round % 2 == 0).then_some(Endpointing { complete: ms(300), default: ms(500), unfinished: ms(1_000) });
-        config.min_interruption_words = (round % 4) as usize;
+        config.endpointing =
+            (round % 2 == 0).then_some(Endpointing { complete: ms(300), default: ms(500), unfinished: ms(1_000) });
+        config.min_interruption_words = round % 4;
         config.tools = vec![ExternalTool {
             spec: ToolSpec { name: "lookup".into(), description: "x".into(), parameters: serde_json::json!({}) },
             side_effects: round % 5 == 0,
@@ -64,11 +65,7 @@ fn every_deadline_is_ahead_and_every_segment_and_job_is_closed_once() {
                 call.input(Input::Tick);
             }
             if let Some(deadline) = call.core.next_deadline() {
-                assert!(
-                    deadline > call.core.now,
-                    "round {round} step {step}: a deadline never met: {:?}",
-                    call.core
-                );
+                assert!(deadline > call.core.now, "round {round} step {step}: a deadline never met: {:?}", call.core);
             }
             if call.hung_up.is_some() {
                 break;

@@ -186,7 +186,8 @@ impl Call {
                         self.requests.push(request.clone());
                     }
                     let held = matches!(work, Job::Generate { hold: true, .. });
-                    let reply = matches!(work, Job::Generate { .. }).then(|| self.replies.pop_front().unwrap_or(Reply::Text("OK.")));
+                    let reply = matches!(work, Job::Generate { .. })
+                        .then(|| self.replies.pop_front().unwrap_or(Reply::Text("OK.")));
                     self.running.push(Running { job: *job, work: work.clone(), held, reply });
                     follow.extend(self.step_job(*job));
                 }
@@ -198,10 +199,10 @@ impl Call {
                 }
                 Output::CancelJob { job } => self.running.retain(|r| r.job != *job),
                 Output::CallTool { tool, .. } => {
-                    let (delay, result) = self.tool_results.pop_front().unwrap_or((
-                        ms(10),
-                        ToolOutput { result: "{\"ok\":true}".into(), say: None, end_call: false },
-                    ));
+                    let (delay, result) = self
+                        .tool_results
+                        .pop_front()
+                        .unwrap_or((ms(10), ToolOutput { result: "{\"ok\":true}".into(), say: None, end_call: false }));
                     self.due_tools.push((self.now + delay, *tool, result));
                 }
                 Output::CancelTool { tool } => self.due_tools.retain(|(_, id, _)| id != tool),
@@ -315,20 +316,14 @@ impl Call {
     }
 
     fn send_partials(&mut self) {
-        let ready: Vec<(u64, String)> = self
-            .partials
-            .iter()
-            .filter(|(segment, after, _)| {
-                self.segment_audio.get(segment).is_some_and(|samples| {
-                    Duration::from_millis(*samples as u64 / 16) >= *after
-                })
-            })
-            .map(|(segment, _, text)| (*segment, text.clone()))
-            .collect();
-        self.partials.retain(|(segment, after, _)| {
-            !self.segment_audio.get(segment).is_some_and(|samples| Duration::from_millis(*samples as u64 / 16) >= *after)
-        });
-        for (segment, text) in ready {
+        let audio = &self.segment_audio;
+        let heard = |segment: &u64, after: &Duration| {
+            audio.get(segment).is_some_and(|samples| Duration::from_millis(*samples as u64 / 16) >= *after)
+        };
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.partials).into_iter().partition(|(segment, after, _)| heard(segment, after));
+        self.partials = waiting;
+        for (segment, _, text) in ready {
             self.input(Input::Partial { segment, text });
         }
     }
@@ -467,7 +462,6 @@ impl Call {
         call
     }
 }
-
 
 pub(super) fn is_pause(output: &Output) -> bool {
     matches!(output, Output::Pause)

@@ -62,9 +62,10 @@ fn after_and_the_agent_waits_longer() {
     assert!(call.lines().iter().all(|l| l.0 != Speaker::Caller), "still the caller's turn after 1 s");
     call.speak(800);
     call.silence(3_000);
-    assert_eq!(call.lines().iter().filter(|l| l.0 == Speaker::Caller).map(|l| l.1.clone()).collect::<Vec<_>>(), [
-        "I want to book and also ask about prices."
-    ]);
+    assert_eq!(
+        call.lines().iter().filter(|l| l.0 == Speaker::Caller).map(|l| l.1.clone()).collect::<Vec<_>>(),
+        ["I want to book and also ask about prices."]
+    );
 }
 
 #[test]

@@ -106,7 +106,8 @@ fn tools_of_one_round_run_together_and_a_slow_one_gets_the_filler_once() {
     let calls = call.count(|o| matches!(o, Output::CallTool { .. }));
     assert_eq!(calls, 2, "both run at once");
     call.silence(4_000);
-    let fillers = call.count(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "Let me check the calendar."));
+    let fillers = call
+        .count(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "Let me check the calendar."));
     assert_eq!(fillers, 1);
     let exchange = after_user(&call);
     assert_eq!(exchange.len(), 3, "the calls, then both results in order: {exchange:?}");
@@ -125,7 +126,10 @@ fn a_quick_tool_needs_no_filler() {
     call.tool_results([(ms(300), output("{}"))]);
     call.speak(600);
     call.silence(3_000);
-    assert_eq!(call.count(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "One moment please.")), 0);
+    assert_eq!(
+        call.count(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "One moment please.")),
+        0
+    );
 }
 
 #[test]
@@ -135,7 +139,8 @@ fn a_tool_may_speak_and_end_the_call() {
     let mut call = Call::after_greeting(config);
     call.transcripts([Ok("Book ten o'clock.")]);
     call.replies([Reply::Calls("", vec![("book", r#"{"slot":"10:00"}"#)]), Reply::Text("")]);
-    let booked = ToolOutput { result: r#"{"booked":true}"#.into(), say: Some("You are booked for ten.".into()), end_call: true };
+    let booked =
+        ToolOutput { result: r#"{"booked":true}"#.into(), say: Some("You are booked for ten.".into()), end_call: true };
     call.tool_results([(ms(100), booked)]);
     call.speak(600);
     call.silence(600);
@@ -165,7 +170,10 @@ fn barge_in_cancels_a_lookup_but_never_a_booking() {
     let mut call = Call::after_greeting(config);
     call.transcripts([Ok("Book it."), Ok("Never mind.")]);
     call.replies([
-        Reply::Calls("Alright, I am booking that slot for you right now, just a moment.", vec![("lookup", "{}"), ("book", "{}")]),
+        Reply::Calls(
+            "Alright, I am booking that slot for you right now, just a moment.",
+            vec![("lookup", "{}"), ("book", "{}")],
+        ),
         Reply::Text("OK."),
     ]);
     call.tool_results([(ms(5_000), output("{\"found\":1}")), (ms(5_000), output("{\"booked\":true}"))]);

@@ -7,14 +7,24 @@ fn the_caller_is_greeted_when_their_microphone_arrives_and_not_before() {
     let mut call = Call::new(config());
     call.input(Input::Joined { identity: "caller".into(), name: "Asha".into(), agent: false });
     call.wait(1_000);
-    assert_eq!(call.count(|o| matches!(o, Output::StartJob { .. } | Output::PrepareApology)), 0, "nothing paid before audio");
+    assert_eq!(
+        call.count(|o| matches!(o, Output::StartJob { .. } | Output::PrepareApology)),
+        0,
+        "nothing paid before audio"
+    );
     call.input(Input::Track { identity: "caller".into(), track: "TR_mic".into() });
-    assert!(call.outputs().any(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "Hello! How can I help?")));
+    assert!(
+        call.outputs()
+            .any(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "Hello! How can I help?"))
+    );
     assert!(call.outputs().any(|o| matches!(o, Output::PrepareApology)));
     call.wait(3_000);
     assert_eq!(call.captions(), ["Hello! How can I help?"]);
     assert_eq!(call.lines(), [(Speaker::Agent, "Hello! How can I help?".to_owned(), false)]);
-    assert_eq!(call.states(), [AgentState::Listening, AgentState::Thinking, AgentState::Speaking, AgentState::Listening]);
+    assert_eq!(
+        call.states(),
+        [AgentState::Listening, AgentState::Thinking, AgentState::Speaking, AgentState::Listening]
+    );
 }
 
 #[test]
@@ -34,8 +44,7 @@ fn one_turn_gets_one_answer_with_the_history_in_order() {
     call.speak(1_200);
     call.silence(3_000);
     assert_eq!(call.requests.len(), 1);
-    let messages: Vec<(Role, String)> =
-        call.requests[0].messages.iter().map(|m| (m.role, m.content.clone())).collect();
+    let messages: Vec<(Role, String)> = call.requests[0].messages.iter().map(|m| (m.role, m.content.clone())).collect();
     use crate::providers::llm::Role;
     assert_eq!(
         messages,
@@ -162,7 +171,10 @@ fn the_apology_is_synthesised_when_it_was_not_rehearsed() {
     call.replies([Reply::Fail]);
     call.speak(600);
     call.silence(3_000);
-    assert!(call.outputs().any(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "Sorry, say that again?")));
+    assert!(
+        call.outputs()
+            .any(|o| matches!(o, Output::StartJob { work: Job::Say(text), .. } if text == "Sorry, say that again?"))
+    );
 }
 
 #[test]
@@ -214,7 +226,10 @@ fn a_caller_without_a_microphone_who_types_is_answered() {
     call.input(Input::Typed { identity: "caller".into(), text: "hello".into() });
     call.wait(2_000);
     assert_eq!(call.asked(), ["hello"]);
-    assert!(!call.outputs().any(|o| matches!(o, Output::StartJob { work: Job::Say(_), .. })), "no greeting after a message");
+    assert!(
+        !call.outputs().any(|o| matches!(o, Output::StartJob { work: Job::Say(_), .. })),
+        "no greeting after a message"
+    );
 }
 
 #[test]
