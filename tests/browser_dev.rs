@@ -17,10 +17,10 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
-/// The speech fixture after two seconds of silence, so the greeting is heard before the caller
-/// speaks.
+/// One sentence of the speech fixture after two seconds of silence, so the greeting is heard
+/// before the caller speaks.
 fn microphone_wav(dir: &std::path::Path) -> std::path::PathBuf {
-    let speech = support::audio::speech();
+    let speech = support::audio::speech_clip(0.9, 4.6);
     let path = dir.join("caller.wav");
     let spec = hound::WavSpec {
         channels: 1,
@@ -42,8 +42,10 @@ async fn a_person_talks_with_the_agent_through_the_page() {
     let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
     let user = "What time do you open tomorrow?";
     let answer = "We open at nine in the morning. See you then!";
+    let typed = "Do you open on Sundays?";
+    let typed_answer = "Yes, from ten to two.";
     sarvam.stt_answers([user]);
-    llm.replies([Reply::Text(answer.into())]);
+    llm.replies([Reply::Text(answer.into()), Reply::Text(typed_answer.into())]);
     let (livekit, web, health) = (free_port(), free_port(), free_port());
     let spool = tempfile::tempdir().expect("a spool directory");
     let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-worker"))
@@ -86,8 +88,16 @@ async fn a_person_talks_with_the_agent_through_the_page() {
         user.into(),
         "--answer".into(),
         answer.into(),
+        "--typed".into(),
+        typed.into(),
+        "--typed-answer".into(),
+        typed_answer.into(),
     ];
     let stdout = support::run_browser_check("product.mjs", &args).await;
     println!("{stdout}");
+    let asked = llm.records();
+    assert_eq!(asked.len(), 2, "one answer to the spoken turn, one to the typed message");
+    let last = asked[1].body["messages"].as_array().and_then(|m| m.last().cloned()).expect("messages");
+    assert_eq!(last, serde_json::json!({"role": "user", "content": typed}), "the typed words reach the model");
     let _ = dev.kill().await;
 }

@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Start => {
             let settings = Settings::load(&sources, Role::Worker)?;
             voice_agent::telemetry::init(settings.log_format, "info");
+            voice_agent::telemetry::log_personal_data(settings.log_personal_data);
             let settings = Arc::new(settings);
             let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
             let outbox = open_outbox(&settings).await?;
@@ -95,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         Command::DevServer { bind, rtc_ips } => {
             let settings = Settings::load(&sources, Role::DevServer)?;
             voice_agent::telemetry::init(settings.log_format, "info");
+            voice_agent::telemetry::log_personal_data(settings.log_personal_data);
             let rtc_ips = if rtc_ips.is_empty() { peer::host_ips() } else { rtc_ips };
             let config = DevServerConfig::new(settings.livekit.api_key, settings.livekit.api_secret, rtc_ips.clone());
             let listener = tokio::net::TcpListener::bind(bind)
@@ -110,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let settings = Settings::load(&sources, Role::Connect)?;
             voice_agent::telemetry::init(settings.log_format, "info");
+            voice_agent::telemetry::log_personal_data(settings.log_personal_data);
             let identity = identity.unwrap_or_else(|| format!("connect-{:06x}", rand::random::<u32>() & 0xff_ffff));
             let livekit = &settings.livekit;
             let jwt = token::participant_token(
@@ -156,6 +159,7 @@ const DELIVER_STOP_GRACE: Duration = Duration::from_secs(2);
 async fn deliver(sources: &Sources) -> anyhow::Result<()> {
     let settings = Settings::load(sources, Role::Deliver)?;
     voice_agent::telemetry::init(settings.log_format, "info");
+    voice_agent::telemetry::log_personal_data(settings.log_personal_data);
     let n8n = &settings.n8n;
     let url = n8n.lead_capture_url().context("N8N_BASE_URL and N8N_WEBHOOK_LEAD_CAPTURE do not make a URL")?;
     let dir = n8n.spool_dir.display().to_string();
@@ -183,6 +187,7 @@ const DEV_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) -> anyhow::Result<()> {
     let mut settings = Settings::load(sources, Role::Dev)?;
     voice_agent::telemetry::init(settings.log_format, "info,voice_agent=debug");
+    voice_agent::telemetry::log_personal_data(settings.log_personal_data);
     if !settings.livekit.external {
         let url = url::Url::parse(&format!("ws://{livekit_bind}")).context("--livekit-bind is not an address")?;
         if settings.livekit.public_url == settings.livekit.url {

@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(&Sources::from_process(args.config), Role::TokenServer)?;
     voice_agent::telemetry::init(settings.log_format, "info");
+    voice_agent::telemetry::log_personal_data(settings.log_personal_data);
     let settings = Arc::new(settings);
     let http = reqwest::Client::builder().build().context("cannot build the HTTP client")?;
     let profiles = Arc::new(ProfileStore::from_settings(&settings, http)?);

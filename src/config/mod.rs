@@ -181,6 +181,8 @@ pub struct Settings {
     pub web: WebSettings,
     pub worker: WorkerSettings,
     pub log_format: LogFormat,
+    /// Personal data may be written to the logs (`LOG_PERSONAL_DATA`).
+    pub log_personal_data: bool,
 }
 
 /// One thing wrong with the configuration.
@@ -320,6 +322,7 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
                 "text or json",
             )
             .unwrap_or(LogFormat::Text),
+        log_personal_data: r.flag("LOG_PERSONAL_DATA"),
     };
     if let Some(secret) = &settings.web.admin_token
         && secret.expose().len() < 16

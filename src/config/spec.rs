@@ -149,6 +149,11 @@ pub const SETTINGS: &[SettingSpec] = &[
         "Port of the worker's health endpoint: / answers 200 while registered, /worker describes it.",
     ),
     setting(
+        "LOG_PERSONAL_DATA",
+        Some("false"),
+        "Write personal data (what callers say, captured lead values, participant identities and names) to the logs, for debugging only.",
+    ),
+    setting(
         "LOG_FORMAT",
         Some("text"),
         "Log output: text for people, json for log collectors. Levels come from RUST_LOG.",

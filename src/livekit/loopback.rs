@@ -75,9 +75,11 @@ pub fn log(event: &RoomEvent) {
             tracing::info!(identity = %participant_identity, track = %track_sid, "track unsubscribed")
         }
         RoomEvent::DataReceived { participant_identity, topic, payload, .. } => {
-            tracing::info!(from = %participant_identity, topic = topic.as_deref().unwrap_or(""), text = %String::from_utf8_lossy(payload), "data received");
+            tracing::info!(from = %participant_identity, topic = topic.as_deref().unwrap_or(""), text = %crate::telemetry::personal(&String::from_utf8_lossy(payload)), "data received");
         }
-        RoomEvent::Text(event) => tracing::info!(?event, "text stream"),
+        RoomEvent::Text(event) => {
+            tracing::info!(event = %crate::telemetry::personal(&format!("{event:?}")), "text stream")
+        }
         RoomEvent::Reconnecting { reason } => tracing::warn!("reconnecting: {reason}"),
         RoomEvent::Reconnected => tracing::info!("reconnected"),
         RoomEvent::Disconnected { reason } => tracing::info!("disconnected: {reason}"),

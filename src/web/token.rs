@@ -77,7 +77,7 @@ pub async fn issue(
         tracing::error!("{e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token_failed", "the token could not be signed")
     })?;
-    tracing::info!(%client, room = %room_name, %identity, agent_id = %profile.id, %language, %voice, "token issued");
+    tracing::info!(client = %crate::telemetry::personal(&client.to_string()), room = %room_name, %identity, agent_id = %profile.id, %language, %voice, "token issued");
     Ok(Json(TokenResponse { token, room_name, livekit_url: state.livekit_url_for_browsers.clone(), identity }))
 }
 

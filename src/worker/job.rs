@@ -205,7 +205,7 @@ fn pass(
         RoomEvent::ParticipantDisconnected { participant, .. }
             if people.remove(&participant.sid) && people.is_empty() =>
         {
-            tracing::info!(caller = %participant.identity, "the caller left; ending the call");
+            tracing::info!(caller = %crate::telemetry::personal(&participant.identity), "the caller left; ending the call");
             stop.send_replace(Some(EndReason::CallerLeft));
         }
         _ => {}

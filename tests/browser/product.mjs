@@ -3,7 +3,11 @@
 // shows: the agent's greeting, the person's words, the agent's answer, all final; and that the
 // agent's audio is loud while it speaks and silent while it listens.
 //
+// With --typed, the person then types a message in the page's text box, and the agent's
+// answer to it (--typed-answer) must follow it in the transcript.
+//
 // Usage: node tests/browser/product.mjs --url URL --wav FILE --greeting TEXT --user TEXT --answer TEXT
+//        [--typed TEXT --typed-answer TEXT]
 // Prints one JSON line with the measurements; exits 1 on a failed check.
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,6 +23,7 @@ const { values: args } = parseArgs({
   options: {
     url: { type: 'string' }, wav: { type: 'string' }, greeting: { type: 'string' },
     user: { type: 'string' }, answer: { type: 'string' },
+    typed: { type: 'string' }, 'typed-answer': { type: 'string' },
   },
 });
 if (!args.url || !args.wav || !args.greeting || !args.user || !args.answer) {
@@ -135,8 +140,34 @@ try {
   if (!(loudWhileSpeaking > 0.8)) failures.push(`the agent is not heard while it speaks (${loudWhileSpeaking})`);
   if (!(quietWhileListening > 0.95)) failures.push(`the agent is not silent while it listens (${quietWhileListening})`);
 
+  if (args.typed) {
+    const shown = () => [...document.querySelectorAll('[data-testid="transcript"] li:not([hidden])')].map((li) => ({
+      who: li.classList.contains('from-user') ? 'You' : 'Agent',
+      text: li.querySelector('.text').textContent,
+      interim: li.classList.contains('interim'),
+    }));
+    await page.fill('[data-testid="chat-input"]', args.typed);
+    await page.click('[data-testid="chat-send"]');
+    await page.waitForFunction(
+      (answer) => window.voiceAgent.state.transcripts.some((t) => t.speaker === 'Agent' && t.final && t.text === answer),
+      args['typed-answer'],
+      { timeout: 30_000 },
+    ).catch(() => {});
+    const after = await page.evaluate(shown);
+    const typedExpected = [
+      ...expected,
+      { who: 'You', text: args.typed, interim: false },
+      { who: 'Agent', text: args['typed-answer'], interim: false },
+    ];
+    if (JSON.stringify(after) !== JSON.stringify(typedExpected)) {
+      failures.push(`after typing, the page shows ${JSON.stringify(after)}, expected ${JSON.stringify(typedExpected)}`);
+    }
+    if (await page.inputValue('[data-testid="chat-input"]') !== '') failures.push('the text box kept the sent message');
+  }
+
   await page.click('[data-testid="disconnect-button"]');
   await page.waitForFunction(() => window.voiceAgent.state.connection === 'disconnected', null, { timeout: 10_000 });
+  if (!(await page.isDisabled('[data-testid="chat-input"]'))) failures.push('the text box stays usable outside a call');
   const violations = await page.evaluate(() => window.cspViolations);
   if (violations.length) failures.push(`the page broke its Content-Security-Policy: ${violations.join(' | ')}`);
   if (failures.length) console.error(logs.join('\n'));

@@ -5,6 +5,8 @@
 const LK = window.LivekitClient;
 
 const TRANSCRIPTION_TOPIC = 'lk.transcription';
+/** LiveKit's topic for typed messages; the agent answers them like speech. */
+const CHAT_TOPIC = 'lk.chat';
 const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
 const AGENT_JOIN_TIMEOUT_MS = 20_000;
 const NAME_STORAGE_KEY = 'voice-agent.user-name';
@@ -32,6 +34,9 @@ const ui = {
   scroller: byId('transcript-scroller'),
   transcriptEmpty: byId('transcript-empty'),
   transcript: byId('transcript'),
+  chatForm: byId('chat-form'),
+  chatInput: byId('chat-input'),
+  chatSend: byId('chat-send'),
   audioSink: byId('audio-sink'),
 };
 
@@ -90,6 +95,11 @@ function start() {
   ui.disconnect.addEventListener('click', () => endCall());
   ui.mute.addEventListener('click', toggleMute);
   ui.enableAudio.addEventListener('click', enableAudio);
+  ui.chatForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    sendMessage();
+  });
+  ui.chatInput.addEventListener('input', updateControls);
   if (!LK) {
     showAlert('The page could not load its voice library. Reload the page; if this keeps happening, the server is missing its npm packages.');
     return;
@@ -484,6 +494,32 @@ async function readTranscription(current, reader, identity) {
   }
 }
 
+/** Sends the typed message to the room; it shows in the transcript as soon as it is sent. */
+async function sendMessage() {
+  const current = call;
+  const text = ui.chatInput.value.trim();
+  if (!current?.joined || !text) {
+    return;
+  }
+  ui.chatInput.value = '';
+  updateControls();
+  current.typed = (current.typed ?? 0) + 1;
+  const entry = segmentEntry(current, `typed-${current.typed}`, true);
+  entry.text = text;
+  entry.final = true;
+  renderEntry(entry);
+  try {
+    await current.room.localParticipant.sendText(text, { topic: CHAT_TOPIC });
+  } catch (error) {
+    if (call === current) {
+      entry.element.classList.add('failed');
+      showAlert(`Your message could not be sent (${error.message}). Please try again.`);
+      ui.chatInput.value = text;
+      updateControls();
+    }
+  }
+}
+
 function segmentEntry(current, segmentId, fromUser) {
   let entry = current.segments.get(segmentId);
   if (!entry) {
@@ -537,6 +573,8 @@ function updateControls() {
   ui.disconnect.disabled = !call;
   ui.mute.disabled = !connected || !participant?.getTrackPublication(LK.Track.Source.Microphone);
   ui.mute.textContent = connected && !microphoneOn ? 'Unmute' : 'Mute';
+  ui.chatInput.disabled = !connected;
+  ui.chatSend.disabled = !connected || !ui.chatInput.value.trim();
   ui.meter.classList.toggle('muted', !microphoneOn);
 }
 

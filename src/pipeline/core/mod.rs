@@ -862,6 +862,7 @@ impl ConversationCore {
             return;
         }
         self.last_activity = now;
+        tracing::debug!(words = %crate::telemetry::personal(&text), "the caller's turn");
         self.out.push(Output::UserCaption { turn: user.id, text: text.clone(), last: true });
         self.out.push(Output::Line(Line::new(Speaker::Caller, &text, self.wall(user.started_at), false)));
         self.history.push(ChatMessage::user(text.clone()));

@@ -41,8 +41,8 @@ impl Assembler {
             self.done = true;
             return self.finish();
         }
-        let chunk: Value =
-            serde_json::from_str(data).map_err(|e| self.protocol(format!("a chunk is not JSON ({e}): {data:.120}")))?;
+        let chunk: Value = serde_json::from_str(data)
+            .map_err(|e| self.protocol(format!("a chunk of {} bytes is not JSON ({e})", data.len())))?;
         if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
             let message = error["message"].as_str().unwrap_or("no details given");
             let kind = error["type"].as_str().or_else(|| error["code"].as_str()).unwrap_or("error");
