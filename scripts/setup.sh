@@ -20,6 +20,11 @@ if ! $runtime_only; then
   done
   # LiveKit's Python SDK (the dev server's client tests) lives in a venv.
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+  # The noisy-room suite's speech (tests/support/noise.rs): recordings and a Hindi voice.
+  [ -f /usr/share/asterisk/sounds/en_US_f_Allison/conf-getpin.wav ] || packages+=(asterisk-core-sounds-en-wav)
+  [ -f /usr/share/codec2/wav/hts1a.wav ] || packages+=(codec2-examples)
+  [ -f /usr/share/sounds/alsa/Front_Center.wav ] || packages+=(alsa-utils)
+  command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}" >&2

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LlmProvider, ProfileDefaults};
+use crate::pipeline::vad::{NOISE_MARGIN_RANGE, THRESHOLD_RANGE, VadConfig, VadKind};
 use crate::providers::tts::catalog;
 
 /// A complete, validated agent profile.
@@ -99,15 +100,49 @@ pub struct TurnOptions {
     /// Speech a turn needs; shorter sounds (taps, clicks) are ignored. Default 150 ms, short
     /// enough for a one-word "haan" or "no".
     pub min_speech_ms: u32,
-    /// How readily the voice detector calls a frame silence, 0 (least) to 3 (most); default 3,
-    /// the only level that keeps background hiss from counting as speech. Lower it for callers
-    /// who speak very softly.
+    /// The voice detector: `silero` (default; a neural network that tells speech from fans,
+    /// traffic, hum and music), `earshot` (a smaller network, cheaper, confused by tones) or
+    /// `webrtc` (the cheapest; it takes steady noise for speech, so in a noisy room turns never
+    /// end).
+    pub vad: String,
+    /// silero and earshot: the speech probability from which a frame is speech, 0.2 to 0.95;
+    /// default 0.4 for silero, 0.5 for earshot. Lower it for callers who speak very softly,
+    /// raise it if noise starts turns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vad_threshold: Option<f32>,
+    /// webrtc: how readily it calls a frame silence, 0 (least) to 3 (most); default 3.
     pub vad_aggressiveness: u8,
+    /// dB above the measured background noise a frame must be to count as speech, 0 to 20;
+    /// default 0 (off). Cuts the noise webrtc and earshot take for speech, at the cost of soft
+    /// syllables.
+    pub vad_noise_margin_db: f32,
 }
 
 impl Default for TurnOptions {
     fn default() -> Self {
-        Self { min_silence_ms: 500, min_interrupt_speech_ms: 500, min_speech_ms: 150, vad_aggressiveness: 3 }
+        let vad = VadConfig::default();
+        Self {
+            min_silence_ms: 500,
+            min_interrupt_speech_ms: 500,
+            min_speech_ms: 150,
+            vad: vad.kind.name().to_owned(),
+            vad_threshold: vad.threshold,
+            vad_aggressiveness: vad.aggressiveness,
+            vad_noise_margin_db: vad.noise_margin_db,
+        }
+    }
+}
+
+impl TurnOptions {
+    /// The voice detector these options describe; `None` when `vad` names no detector, which a
+    /// resolved profile never does.
+    pub fn vad_config(&self) -> Option<VadConfig> {
+        Some(VadConfig {
+            kind: VadKind::parse(&self.vad)?,
+            threshold: self.vad_threshold,
+            aggressiveness: self.vad_aggressiveness,
+            noise_margin_db: self.vad_noise_margin_db,
+        })
     }
 }
 
@@ -309,6 +344,31 @@ impl ProfileDoc {
             "turn.vad_aggressiveness",
             format!("{} is outside 0 to 3", turn.vad_aggressiveness),
         );
+        check(
+            VadKind::parse(&turn.vad).is_some(),
+            "turn.vad",
+            format!("`{}` is not one of {}", turn.vad, VadKind::names()),
+        );
+        check(
+            turn.vad_threshold.is_none_or(|t| THRESHOLD_RANGE.contains(&t)),
+            "turn.vad_threshold",
+            format!(
+                "{} is outside {} to {}",
+                turn.vad_threshold.unwrap_or_default(),
+                THRESHOLD_RANGE.start(),
+                THRESHOLD_RANGE.end()
+            ),
+        );
+        check(
+            NOISE_MARGIN_RANGE.contains(&turn.vad_noise_margin_db),
+            "turn.vad_noise_margin_db",
+            format!(
+                "{} is outside {} to {}",
+                turn.vad_noise_margin_db,
+                NOISE_MARGIN_RANGE.start(),
+                NOISE_MARGIN_RANGE.end()
+            ),
+        );
 
         for (index, field) in self.lead_fields.iter().enumerate() {
             let snake = !field.name.is_empty()
@@ -395,6 +455,21 @@ mod tests {
     }
 
     #[test]
+    fn the_voice_detector_is_chosen_per_profile() {
+        let resolve = |text: &str| parse(text).expect("parses").resolve("a", &defaults()).expect("valid");
+        let default = resolve("system_prompt = \"x\"");
+        assert_eq!(default.turn.vad_config(), Some(VadConfig::default()));
+        let webrtc = resolve(
+            "system_prompt = \"x\"\n[turn]\nvad = \"webrtc\"\nvad_aggressiveness = 2\nvad_noise_margin_db = 4.5",
+        );
+        let expected =
+            VadConfig { kind: VadKind::Webrtc, aggressiveness: 2, noise_margin_db: 4.5, ..VadConfig::default() };
+        assert_eq!(webrtc.turn.vad_config(), Some(expected));
+        let earshot = resolve("system_prompt = \"x\"\n[turn]\nvad = \"earshot\"\nvad_threshold = 0.7");
+        assert_eq!(earshot.turn.vad_config().map(|c| (c.kind, c.threshold)), Some((VadKind::Earshot, Some(0.7))));
+    }
+
+    #[test]
     fn every_invalid_value_is_reported_with_its_field() {
         let doc = parse(
             r#"
@@ -412,6 +487,9 @@ mod tests {
             pace = 9.0
             [turn]
             min_silence_ms = 20
+            vad = "rnnoise"
+            vad_threshold = 1.5
+            vad_noise_margin_db = 40.0
             [[lead_fields]]
             name = "Phone Number"
             [[lead_fields]]
@@ -433,6 +511,9 @@ mod tests {
             "stt.model: `whisper`",
             "tts.pace: 9",
             "turn.min_silence_ms: 20",
+            "turn.vad: `rnnoise` is not one of silero, earshot, webrtc",
+            "turn.vad_threshold: 1.5 is outside 0.2 to 0.95",
+            "turn.vad_noise_margin_db: 40 is outside 0 to 20",
             "lead_fields[0].name: `Phone Number` must be snake_case",
             "lead_fields[2].name: `email` appears twice",
         ] {

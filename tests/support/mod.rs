@@ -7,6 +7,7 @@ pub mod audio;
 pub mod livekit;
 pub mod mocks;
 pub mod n8n;
+pub mod noise;
 pub mod worker;
 
 use std::net::SocketAddr;
