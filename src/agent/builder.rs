@@ -8,6 +8,7 @@ use super::hooks::{AgentHooks, NoHooks};
 use super::tool::Tool;
 use crate::pipeline::core::{CallLimits, ChatSettings, CoreConfig, Endpointing, ExternalTool};
 use crate::pipeline::turn::TurnConfig;
+use crate::pipeline::vad::VadConfig;
 use crate::profiles::LeadField;
 use crate::providers::llm::ChatModel;
 use crate::providers::stt::SpeechToText;
@@ -41,8 +42,8 @@ pub struct TurnOptions {
     pub min_interruption_words: usize,
     /// Longest pause for speech that never reaches `min_interrupt_speech`. Default 1.5 s.
     pub false_interruption_timeout: Duration,
-    /// webrtc-vad's aggressiveness, 0 to 3. Default 3.
-    pub vad_aggressiveness: u8,
+    /// The voice detector. Default Silero, which tells speech from fans, traffic, hum and music.
+    pub vad: VadConfig,
 }
 
 impl Default for TurnOptions {
@@ -58,7 +59,7 @@ impl Default for TurnOptions {
             min_interrupt_speech: turn.min_interrupt_speech,
             min_interruption_words: 1,
             false_interruption_timeout: turn.false_interruption_timeout,
-            vad_aggressiveness: 3,
+            vad: VadConfig::default(),
         }
     }
 }
@@ -116,7 +117,7 @@ pub struct Agent {
     pub(crate) hooks: Arc<dyn AgentHooks>,
     pub(crate) agent_id: String,
     pub(crate) config: CoreConfig,
-    pub(crate) vad_aggressiveness: u8,
+    pub(crate) vad: VadConfig,
 }
 
 impl std::fmt::Debug for Agent {
@@ -365,7 +366,7 @@ impl AgentBuilder {
             hooks: self.hooks,
             agent_id: self.agent_id,
             config,
-            vad_aggressiveness: turn.vad_aggressiveness,
+            vad: turn.vad,
         })
     }
 }

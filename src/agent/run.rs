@@ -42,7 +42,7 @@ impl Agent {
             voice,
             stt: self.stt,
             language: self.language,
-            vad_aggressiveness: self.vad_aggressiveness,
+            vad: self.vad,
             apology: self.config.apology.clone(),
             tools: self.tools,
             context,

@@ -57,7 +57,7 @@ impl PipelineSession {
             .apology(&profile.apology)
             .lead_fields(profile.lead_fields.clone())
             .turn(turn_options(profile))
-            .limits(Limits::default())
+            .limits(limits(profile))
             .hooks(Arc::new(records))
             .build()
             .map_err(|e| e.to_string())
@@ -72,13 +72,33 @@ impl AgentSession for PipelineSession {
 }
 
 fn turn_options(profile: &AgentProfile) -> TurnOptions {
+    let turn = &profile.turn;
     let ms = |value: u32| Duration::from_millis(u64::from(value));
     TurnOptions {
-        min_speech: ms(profile.turn.min_speech_ms),
-        min_silence: ms(profile.turn.min_silence_ms),
-        min_interrupt_speech: ms(profile.turn.min_interrupt_speech_ms),
-        vad_aggressiveness: profile.turn.vad_aggressiveness,
-        ..TurnOptions::default()
+        min_speech: ms(turn.min_speech_ms),
+        min_silence: ms(turn.min_silence_ms),
+        complete_silence: ms(turn.complete_silence_ms),
+        unfinished_silence: ms(turn.unfinished_silence_ms),
+        likely_end: (turn.likely_end_ms > 0).then(|| ms(turn.likely_end_ms)),
+        preemptive: turn.preemptive,
+        min_interrupt_speech: ms(turn.min_interrupt_speech_ms),
+        min_interruption_words: turn.min_interruption_words as usize,
+        false_interruption_timeout: ms(turn.false_interruption_timeout_ms),
+        // A resolved profile always names a detector.
+        vad: turn.vad_config().unwrap_or_default(),
+    }
+}
+
+fn limits(profile: &AgentProfile) -> Limits {
+    let limits = &profile.limits;
+    let seconds = |value: u32| (value > 0).then(|| Duration::from_secs(u64::from(value)));
+    Limits {
+        max_duration: seconds(limits.max_call_seconds),
+        goodbye: limits.goodbye.clone(),
+        silence_prompt: seconds(limits.silence_prompt_seconds),
+        still_there: limits.still_there.clone(),
+        silence_hangup: seconds(limits.silence_hangup_seconds),
+        no_audio: seconds(limits.no_audio_seconds),
     }
 }
 

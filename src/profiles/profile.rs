@@ -29,6 +29,8 @@ pub struct AgentProfile {
     pub lead_fields: Vec<LeadField>,
     /// Said when a provider fails, so the caller is never left in silence.
     pub apology: String,
+    /// When the call ends on its own.
+    pub limits: CallLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,6 +118,25 @@ pub struct TurnOptions {
     /// default 0 (off). Cuts the noise webrtc and earshot take for speech, at the cost of soft
     /// syllables.
     pub vad_noise_margin_db: f32,
+    /// A pause after which the turn has probably ended, 0 (off) or 100 to 2000 ms; default
+    /// 300. The caller's words are fetched then, to choose how long to wait and to prepare the
+    /// answer.
+    pub likely_end_ms: u32,
+    /// Ask the model at the likely end, before the turn is certain, and drop the answer if the
+    /// caller goes on; default true. Answers sooner, at the cost of some extra model requests.
+    pub preemptive: bool,
+    /// Silence that ends a turn after a complete sentence, 100 to 5000 ms; default 400.
+    pub complete_silence_ms: u32,
+    /// Silence that ends a turn after "and", "um" or half a phone number, 100 to 10000 ms;
+    /// default 1500.
+    pub unfinished_silence_ms: u32,
+    /// Words an interruption needs before the agent's answer is dropped, 0 to 10; default 1.
+    /// Until they are heard the agent is paused; a cough or a door gives none, and the agent
+    /// resumes. 0 trusts the voice detector alone.
+    pub min_interruption_words: u32,
+    /// Longest pause for speech over the agent that never reaches `min_interrupt_speech_ms`,
+    /// 200 to 10000 ms; default 1500.
+    pub false_interruption_timeout_ms: u32,
 }
 
 impl Default for TurnOptions {
@@ -129,6 +150,45 @@ impl Default for TurnOptions {
             vad_threshold: vad.threshold,
             vad_aggressiveness: vad.aggressiveness,
             vad_noise_margin_db: vad.noise_margin_db,
+            likely_end_ms: 300,
+            preemptive: true,
+            complete_silence_ms: 400,
+            unfinished_silence_ms: 1_500,
+            min_interruption_words: 1,
+            false_interruption_timeout_ms: 1_500,
+        }
+    }
+}
+
+/// When a call ends on its own; 0 turns a limit off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallLimits {
+    /// The longest call, 60 to 14400 s; default 1800. The agent says `goodbye`, then hangs up.
+    pub max_call_seconds: u32,
+    /// Said at the time limit, in the profile's language.
+    pub goodbye: String,
+    /// Silence on both sides after which the agent asks `still_there`, 5 to 600 s; default 15.
+    pub silence_prompt_seconds: u32,
+    /// Asked after a long silence, in the profile's language.
+    pub still_there: String,
+    /// Silence on both sides after which the agent hangs up, 10 to 3600 s and longer than the
+    /// prompt's; default 30.
+    pub silence_hangup_seconds: u32,
+    /// A caller who neither publishes a microphone nor types is dropped after this, before
+    /// anything paid is synthesised, 5 to 600 s; default 20.
+    pub no_audio_seconds: u32,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            max_call_seconds: 1_800,
+            goodbye: "I'm sorry, we have reached the time limit for this call. Thank you for calling, goodbye!".into(),
+            silence_prompt_seconds: 15,
+            still_there: "Are you still there?".into(),
+            silence_hangup_seconds: 30,
+            no_audio_seconds: 20,
         }
     }
 }
@@ -199,6 +259,8 @@ pub struct ProfileDoc {
     pub lead_fields: Vec<LeadField>,
     #[serde(default)]
     pub apology: Option<String>,
+    #[serde(default)]
+    pub limits: CallLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -359,6 +421,38 @@ impl ProfileDoc {
                 THRESHOLD_RANGE.end()
             ),
         );
+        let within = |value: u32, range: std::ops::RangeInclusive<u32>, field: &str, off: bool| {
+            let ok = (off && value == 0) || range.contains(&value);
+            let zero = if off { "0 (off) or " } else { "" };
+            (ok, field.to_owned(), format!("{value} is outside {zero}{} to {}", range.start(), range.end()))
+        };
+        let limits = &self.limits;
+        for (ok, field, why) in [
+            within(turn.likely_end_ms, 100..=2_000, "turn.likely_end_ms", true),
+            within(turn.complete_silence_ms, 100..=5_000, "turn.complete_silence_ms", false),
+            within(turn.unfinished_silence_ms, 100..=10_000, "turn.unfinished_silence_ms", false),
+            within(turn.min_interruption_words, 0..=10, "turn.min_interruption_words", false),
+            within(turn.false_interruption_timeout_ms, 200..=10_000, "turn.false_interruption_timeout_ms", false),
+            within(limits.max_call_seconds, 60..=14_400, "limits.max_call_seconds", true),
+            within(limits.silence_prompt_seconds, 5..=600, "limits.silence_prompt_seconds", true),
+            within(limits.silence_hangup_seconds, 10..=3_600, "limits.silence_hangup_seconds", true),
+            within(limits.no_audio_seconds, 5..=600, "limits.no_audio_seconds", true),
+        ] {
+            check(ok, &field, why);
+        }
+        check(
+            limits.silence_hangup_seconds == 0
+                || limits.silence_prompt_seconds == 0
+                || limits.silence_hangup_seconds > limits.silence_prompt_seconds,
+            "limits.silence_hangup_seconds",
+            format!(
+                "{} must be longer than limits.silence_prompt_seconds ({}), or the question is never asked",
+                limits.silence_hangup_seconds, limits.silence_prompt_seconds
+            ),
+        );
+        for (text, field) in [(&limits.goodbye, "limits.goodbye"), (&limits.still_there, "limits.still_there")] {
+            check(text.chars().count() <= 500, field, "is longer than 500 characters".into());
+        }
         check(
             NOISE_MARGIN_RANGE.contains(&turn.vad_noise_margin_db),
             "turn.vad_noise_margin_db",
@@ -401,6 +495,7 @@ impl ProfileDoc {
             turn: self.turn,
             lead_fields: self.lead_fields,
             apology,
+            limits: self.limits,
         })
     }
 }

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::audio::Resampler;
 use crate::livekit::room::RemoteAudioTrack;
-use crate::pipeline::vad::{self, Vad, VadFrame};
+use crate::pipeline::vad::{self, Vad, VadConfig, VadFrame};
 
 /// Frames of one stretch of received audio, all arrived at `at`.
 #[derive(Debug)]
@@ -19,8 +19,8 @@ pub(crate) struct Heard {
 }
 
 /// Reads `track` until it ends or the conversation stops listening.
-pub(crate) async fn listen(mut track: RemoteAudioTrack, aggressiveness: u8, heard: mpsc::Sender<Heard>) {
-    let mut detector = match Vad::new(aggressiveness) {
+pub(crate) async fn listen(mut track: RemoteAudioTrack, vad: VadConfig, heard: mpsc::Sender<Heard>) {
+    let mut detector = match Vad::new(vad) {
         Ok(detector) => detector,
         Err(e) => return tracing::error!("cannot start the voice detector: {e}"),
     };

@@ -31,6 +31,7 @@ use crate::agent::{AgentHooks, CallContext, CallSummary, Tool, ToolOutput, ToolR
 use crate::audio::AudioFrame;
 use crate::livekit::data::TextStreamEvent;
 use crate::livekit::room::{ParticipantKind, RemoteAudioTrack, Room, RoomEvent};
+use crate::pipeline::vad::VadConfig;
 use crate::providers::stt::SpeechToText;
 use crate::worker::EndReason;
 use captions::Captions;
@@ -68,7 +69,7 @@ pub(crate) struct Equipment {
     pub voice: Voice,
     pub stt: Arc<dyn SpeechToText>,
     pub language: String,
-    pub vad_aggressiveness: u8,
+    pub vad: VadConfig,
     pub apology: String,
     pub tools: Vec<Arc<dyn Tool>>,
     pub context: CallContext,
@@ -345,7 +346,7 @@ impl Shell {
         };
         let identity = self.owners.get(&track).cloned().unwrap_or_default();
         tracing::info!(track = %track, "listening");
-        let task = tokio::spawn(listen(remote, self.kit.vad_aggressiveness, self.heard_tx.clone()));
+        let task = tokio::spawn(listen(remote, self.kit.vad, self.heard_tx.clone()));
         self.listening = Some((identity, track, Owned(task)));
     }
 

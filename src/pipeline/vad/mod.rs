@@ -141,14 +141,6 @@ impl Default for VadConfig {
     }
 }
 
-/// The configuration before profiles could choose a detector: webrtc at the given
-/// aggressiveness, as the pipeline's listener still asks for it.
-impl From<u8> for VadConfig {
-    fn from(aggressiveness: u8) -> Self {
-        Self { kind: VadKind::Webrtc, aggressiveness, ..Self::default() }
-    }
-}
-
 /// Why a detector could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VadError {
@@ -189,8 +181,7 @@ enum Engine {
 }
 
 impl Vad {
-    pub fn new(config: impl Into<VadConfig>) -> Result<Self, VadError> {
-        let config = config.into();
+    pub fn new(config: VadConfig) -> Result<Self, VadError> {
         let threshold = config.threshold.unwrap_or(config.kind.default_threshold());
         if !THRESHOLD_RANGE.contains(&threshold) {
             return Err(VadError::Threshold(threshold));

@@ -61,9 +61,10 @@ fn every_config() -> Vec<VadConfig> {
 
 #[test]
 fn rejects_bad_configurations_by_name() {
-    assert_eq!(Vad::new(4).unwrap_err(), VadError::Aggressiveness(4));
+    let webrtc = |aggressiveness| VadConfig { kind: VadKind::Webrtc, aggressiveness, ..VadConfig::default() };
+    assert_eq!(Vad::new(webrtc(4)).unwrap_err(), VadError::Aggressiveness(4));
     for level in 0..=3 {
-        assert!(Vad::new(level).is_ok());
+        assert!(Vad::new(webrtc(level)).is_ok());
     }
     let bad = VadConfig { threshold: Some(1.5), ..VadConfig::default() };
     assert_eq!(Vad::new(bad).unwrap_err(), VadError::Threshold(1.5));
@@ -72,13 +73,6 @@ fn rejects_bad_configurations_by_name() {
     assert_eq!(VadKind::parse("silero"), Some(VadKind::Silero));
     assert_eq!(VadKind::parse("Silero"), None);
     assert_eq!(VadKind::names(), "silero, earshot, webrtc");
-}
-
-#[test]
-fn the_old_constructor_still_means_webrtc() {
-    let vad = Vad::new(2).unwrap();
-    assert_eq!(vad.config().kind, VadKind::Webrtc);
-    assert_eq!(vad.config().aggressiveness, 2);
 }
 
 #[test]
