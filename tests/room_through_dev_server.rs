@@ -103,9 +103,32 @@ async fn published_speech_arrives_intact() {
     local.flush();
     let received = record(&mut remote, speech.duration() + Duration::from_secs(2)).await;
     let source = support::audio::resample(&speech, 48_000);
-    let (correlation, lag) = support::audio::best_alignment(&source, &received);
-    println!("correlation {correlation:.3} at lag {lag}");
-    assert!(correlation >= 0.9, "received audio matches the source: correlation {correlation:.3} at lag {lag}");
+    // Each half second of speech is found on its own: a machine too busy to read the socket for a
+    // moment shifts what follows, which would sink one correlation over the whole recording.
+    const HALF_SECOND: usize = 24_000;
+    let windows: Vec<(usize, &[i16])> = source
+        .chunks(HALF_SECOND)
+        .enumerate()
+        .filter(|(_, w)| w.len() == HALF_SECOND && support::audio::rms(w) > 300.0)
+        .map(|(i, w)| (i * HALF_SECOND, w))
+        .collect();
+    let (_, start) = support::audio::best_alignment(&source, &received);
+    // Each window is looked for a second either side of where the whole recording aligned.
+    let found: Vec<f64> = windows
+        .iter()
+        .map(|(offset, window)| {
+            let from = (start + offset).saturating_sub(2 * HALF_SECOND).min(received.len());
+            let to = (start + offset + 3 * HALF_SECOND).min(received.len());
+            support::audio::best_alignment(window, &received[from..to]).0
+        })
+        .collect();
+    let intact = found.iter().filter(|c| **c >= 0.9).count();
+    println!("correlations {found:.3?}");
+    assert!(
+        windows.len() >= 10 && intact * 10 >= windows.len() * 9,
+        "received audio matches the source: {intact} of {} half seconds found, correlations {found:.3?}",
+        windows.len()
+    );
     server.stop().await;
 }
 
