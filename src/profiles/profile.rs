@@ -125,7 +125,7 @@ pub struct TurnOptions {
     /// Ask the model at the likely end, before the turn is certain, and drop the answer if the
     /// caller goes on; default true. Answers sooner, at the cost of some extra model requests.
     pub preemptive: bool,
-    /// Silence that ends a turn after a complete sentence, 100 to 5000 ms; default 400.
+    /// Silence that ends a turn after a complete sentence, 100 to 5000 ms; default 450.
     pub complete_silence_ms: u32,
     /// Silence that ends a turn after "and", "um" or half a phone number, 100 to 10000 ms;
     /// default 1500.
@@ -152,7 +152,7 @@ impl Default for TurnOptions {
             vad_noise_margin_db: vad.noise_margin_db,
             likely_end_ms: 300,
             preemptive: true,
-            complete_silence_ms: 400,
+            complete_silence_ms: 450,
             unfinished_silence_ms: 1_500,
             min_interruption_words: 1,
             false_interruption_timeout_ms: 1_500,

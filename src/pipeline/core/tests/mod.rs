@@ -5,6 +5,7 @@
 mod barge_in;
 mod invariants;
 mod limits;
+mod noisy_rooms;
 mod preemptive;
 mod tools;
 mod turns;
@@ -19,6 +20,17 @@ use crate::profiles::LeadFieldKind;
 pub(super) const FRAME: Duration = Duration::from_millis(20);
 /// Synthesised speech lasts this long per word in the simulation.
 pub(super) const PER_WORD: Duration = Duration::from_millis(300);
+
+/// Where the noisy-room suite finds the repository's fixtures.
+pub(super) fn repo_path(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The noisy-room suite of the integration tests, shared so the whole grid can run through the
+/// core on a virtual clock.
+#[path = "../../../../tests/support/noise.rs"]
+#[allow(dead_code)]
+pub(super) mod noise;
 
 pub(super) fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -80,6 +92,8 @@ pub(super) struct Call {
     replies: VecDeque<Reply>,
     /// Transcripts given to finished segments, in order; an `Err` fails that segment.
     transcripts: VecDeque<Result<&'static str, &'static str>>,
+    /// The transcript of a segment when none is scripted.
+    pub fallback_transcript: &'static str,
     pub stt_delay: Duration,
     /// Finished segments waiting for their transcript: (due, segment).
     due_transcripts: Vec<(Instant, u64, Result<Heard, String>)>,
@@ -110,6 +124,7 @@ impl Call {
             log: Vec::new(),
             replies: VecDeque::new(),
             transcripts: VecDeque::new(),
+            fallback_transcript: "",
             stt_delay: ms(100),
             due_transcripts: Vec::new(),
             partials: Vec::new(),
@@ -174,7 +189,7 @@ impl Call {
                     let result = match self.transcripts.pop_front() {
                         Some(Ok(text)) => Ok(Heard { text: text.into(), latency: self.stt_delay }),
                         Some(Err(error)) => Err(error.to_owned()),
-                        None => Ok(Heard { text: String::new(), latency: self.stt_delay }),
+                        None => Ok(Heard { text: self.fallback_transcript.into(), latency: self.stt_delay }),
                     };
                     self.due_transcripts.push((self.now + self.stt_delay, *segment, result));
                 }
@@ -288,9 +303,13 @@ impl Call {
 
     /// One 20 ms frame of the caller's microphone.
     pub fn frame(&mut self, speech: bool) {
-        self.pass(FRAME);
         let value = if speech { 1_000 } else { 0 };
-        let frame = VadFrame { speech, samples: [value; FRAME_SAMPLES] };
+        self.feed(VadFrame { speech, samples: [value; FRAME_SAMPLES] });
+    }
+
+    /// One 20 ms frame as the voice detector decided it, arriving 20 ms after the previous.
+    pub fn feed(&mut self, frame: VadFrame) {
+        self.pass(FRAME);
         let track = self.listening.clone().unwrap_or_default();
         self.input(Input::Frames { track, frames: vec![frame] });
         self.send_partials();
