@@ -5,6 +5,11 @@
 //! packet of the answer leaving, minus the end-of-turn silence it must wait anyway (500 ms), with
 //! providers that answer at once (the test mocks, zero latency), so what remains is ours.
 //!
+//! Then, with providers as slow as real ones (speech-to-text and synthesis 200 ms, the model's
+//! first token 400 ms), voice-to-voice itself with preemptive generation (the model asked at the
+//! caller's first pause, its answer released when the turn ends) and without, and what that
+//! costs in model requests per answered turn.
+//!
 //! Four parties, so each figure belongs to one: the dev server (`agent-worker dev-server`), the
 //! mocks (in this process), the callers (this program re-run with `--callers`, each speaking a
 //! clip of the speech fixture every 8 s and hearing the answer), and the measured worker
@@ -59,12 +64,13 @@ fn main() {
         let sarvam = MockSarvam::start("bench-sarvam").await;
         sarvam.tts_audio(ANSWER_AUDIO);
         let llm = MockOpenAi::start(Flavour::Groq, "bench-groq").await;
+        let without_preemption = profiles_without_preemption();
         println!(
             "conversations  cpu per conversation (% of a core)  rss per conversation (KiB)  turns  \
              voice-to-voice overhead p50 / p95 / max (ms)  of which p50 stt / llm / tts (ms)"
         );
-        for count in counts {
-            let figures = measure(count, &url, &sarvam, &llm).await;
+        for &count in &counts {
+            let figures = measure(count, &url, &sarvam, &llm, None).await;
             println!(
                 "{count:>13}  {:>33.3}  {:>26.0}  {:>5}  {:>29.1} / {:.1} / {:.1}  {:>24.1} / {:.1} / {:.1}",
                 figures.cpu_share * 100.0,
@@ -78,10 +84,48 @@ fn main() {
                 percentile(&figures.tts, 0.5),
             );
         }
+        sarvam.latency(Duration::from_millis(200));
+        llm.latency(Duration::from_millis(400));
+        println!(
+            "\nwith slow providers (speech 200 ms, model 400 ms)\n\
+             conversations  preemptive  turns  voice-to-voice p50 / p95 / max (ms)  model requests per turn"
+        );
+        for &count in counts.iter().filter(|count| **count <= 10) {
+            for preemptive in [true, false] {
+                let profiles = (!preemptive).then_some(without_preemption.path());
+                let figures = measure(count, &url, &sarvam, &llm, profiles).await;
+                let voice_to_voice: Vec<f64> = figures.overheads.iter().map(|o| o + END_OF_TURN).collect();
+                println!(
+                    "{count:>13}  {:>10}  {:>5}  {:>22.0} / {:.0} / {:.0}  {:>23.2}",
+                    if preemptive { "yes" } else { "no" },
+                    voice_to_voice.len(),
+                    percentile(&voice_to_voice, 0.5),
+                    percentile(&voice_to_voice, 0.95),
+                    percentile(&voice_to_voice, 1.0),
+                    figures.requests as f64 / voice_to_voice.len().max(1) as f64,
+                );
+            }
+        }
     });
 }
 
+/// The shipped profiles with preemptive generation turned off.
+fn profiles_without_preemption() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a profiles directory");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles");
+    for entry in std::fs::read_dir(shipped).expect("the shipped profiles") {
+        let path = entry.expect("a profile").path();
+        let text = std::fs::read_to_string(&path).expect("a profile's text");
+        let name = path.file_name().expect("a file name");
+        std::fs::write(dir.path().join(name), text.replacen("[turn]\n", "[turn]\npreemptive = false\n", 1))
+            .expect("written");
+    }
+    dir
+}
+
 struct Figures {
+    /// Requests the model received while measuring.
+    requests: usize,
     cpu_share: f64,
     rss_per_conversation_kib: f64,
     overheads: Vec<f64>,
@@ -91,8 +135,14 @@ struct Figures {
     tts: Vec<f64>,
 }
 
-async fn measure(count: usize, url: &str, sarvam: &MockSarvam, llm: &MockOpenAi) -> Figures {
-    let worker = Worker::start(url, sarvam, llm).await;
+async fn measure(
+    count: usize,
+    url: &str,
+    sarvam: &MockSarvam,
+    llm: &MockOpenAi,
+    profiles: Option<&std::path::Path>,
+) -> Figures {
+    let worker = Worker::start(url, sarvam, llm, profiles).await;
     let idle_rss = worker.resident_kib();
     let tag = format!("c{count}-{}", std::process::id());
     let _callers = Reaped(
@@ -104,14 +154,16 @@ async fn measure(count: usize, url: &str, sarvam: &MockSarvam, llm: &MockOpenAi)
     );
     tokio::time::sleep(WARM_UP).await;
     worker.turns.lock().expect("not poisoned").clear();
-    let (cpu_before, started) = (worker.cpu_seconds(), Instant::now());
+    let (cpu_before, started, asked) = (worker.cpu_seconds(), Instant::now(), llm.records().len());
     tokio::time::sleep(WINDOW).await;
     let cpu = worker.cpu_seconds() - cpu_before;
+    let requests = llm.records().len() - asked;
     let elapsed = started.elapsed().as_secs_f64();
     let rss = worker.resident_kib();
     let turns = worker.turns.lock().expect("not poisoned");
     let column = |read: fn(&Turn) -> f64| turns.iter().map(read).collect::<Vec<f64>>();
     Figures {
+        requests,
         cpu_share: cpu / elapsed / count as f64,
         rss_per_conversation_kib: (rss - idle_rss) as f64 / count as f64,
         overheads: column(|t| t.voice_to_voice - END_OF_TURN),
@@ -146,8 +198,11 @@ struct Turn {
 
 impl Worker {
     /// Starts `agent-worker start` against the mocks; returns once it is registered.
-    async fn start(url: &str, sarvam: &MockSarvam, llm: &MockOpenAi) -> Self {
+    async fn start(url: &str, sarvam: &MockSarvam, llm: &MockOpenAi, profiles: Option<&std::path::Path>) -> Self {
         let WorkerCommand { mut command, health, spool } = worker_command(url);
+        if let Some(profiles) = profiles {
+            command.env("PROFILES_DIR", profiles);
+        }
         let mut child = command
             .env("SARVAM_API_KEY", "bench-sarvam")
             .env("SARVAM_BASE_URL", sarvam.base_url().as_str())
