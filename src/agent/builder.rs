@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::hooks::{AgentHooks, NoHooks};
 use super::tool::Tool;
-use crate::pipeline::core::{CallLimits, ChatSettings, CoreConfig, Endpointing, ExternalTool};
+pub use crate::pipeline::core::CallLimits as Limits;
+use crate::pipeline::core::{ChatSettings, CoreConfig, Endpointing, ExternalTool};
 use crate::pipeline::turn::TurnConfig;
 use crate::pipeline::vad::VadConfig;
 use crate::profiles::LeadField;
@@ -83,37 +84,6 @@ impl TurnOptions {
         });
         config.preemptive = self.preemptive && self.likely_end.is_some();
         config.min_interruption_words = self.min_interruption_words;
-    }
-}
-
-/// When a call ends on its own. `None` turns a limit off.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// The agent says `goodbye` and hangs up after this. Default 30 minutes.
-    pub max_duration: Option<Duration>,
-    /// Default "I'm sorry, we have reached the time limit for this call. Goodbye!"
-    pub goodbye: String,
-    /// After this long without a word from anyone the agent asks `still_there`. Default 15 s.
-    pub silence_prompt: Option<Duration>,
-    /// Default "Are you still there?"
-    pub still_there: String,
-    /// After this long without a word from anyone the agent hangs up. Default 30 s.
-    pub silence_hangup: Option<Duration>,
-    /// A caller who neither publishes a microphone nor types within this is dropped, before
-    /// anything is synthesised. Default 20 s.
-    pub no_audio: Option<Duration>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_duration: Some(Duration::from_secs(30 * 60)),
-            goodbye: "I'm sorry, we have reached the time limit for this call. Goodbye!".into(),
-            silence_prompt: Some(Duration::from_secs(15)),
-            still_there: "Are you still there?".into(),
-            silence_hangup: Some(Duration::from_secs(30)),
-            no_audio: Some(Duration::from_secs(20)),
-        }
     }
 }
 
@@ -358,14 +328,7 @@ impl AgentBuilder {
             filler_after: self.filler_after,
             max_tool_rounds: self.max_tool_rounds,
             history_budget: self.history_budget,
-            limits: CallLimits {
-                max_duration: self.limits.max_duration,
-                goodbye: self.limits.goodbye,
-                silence_prompt: self.limits.silence_prompt,
-                still_there: self.limits.still_there,
-                silence_hangup: self.limits.silence_hangup,
-                no_audio: self.limits.no_audio,
-            },
+            limits: self.limits,
         };
         turn.apply(&mut config);
         Ok(Agent {

@@ -1,12 +1,16 @@
 //! Helpers for tests that join rooms on our dev server.
 
 use std::net::IpAddr;
+use std::process::Stdio;
 use std::time::Duration;
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 use voice_agent::config::Secret;
 use voice_agent::devserver::{DEV_API_KEY, DEV_API_SECRET, DevServer, DevServerConfig};
+use voice_agent::livekit::peer::host_ips;
 use voice_agent::livekit::room::{self, ConnectOptions, Room, RoomEvent};
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -77,4 +81,32 @@ pub async fn wait_for<T>(
     })
     .await
     .expect("the event arrived in time")
+}
+
+/// A dev server with `agent-worker connect --loopback` (identity `echo`) already in `room`.
+pub async fn room_with_loopback(room: &str) -> (DevServer, Child) {
+    let config = DevServerConfig::new(DEV_API_KEY.into(), Secret::new(DEV_API_SECRET), host_ips());
+    let server = DevServer::start("127.0.0.1:0".parse().expect("address"), config).await.expect("dev server starts");
+    let mut loopback = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-worker"))
+        .args(["connect", "--room", room, "--identity", "echo", "--loopback", "--url", &server.url()])
+        .env("LIVEKIT_API_KEY", DEV_API_KEY)
+        .env("LIVEKIT_API_SECRET", DEV_API_SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent-worker runs");
+    let mut lines = BufReader::new(loopback.stdout.take().expect("piped")).lines();
+    let joined = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("joined") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(joined, Ok(true), "agent-worker connect --loopback joined the room");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (server, loopback)
 }

@@ -98,19 +98,35 @@ pub struct ExternalTool {
     pub filler: Option<String>,
 }
 
-/// The ways a call ends on its own.
-#[derive(Debug, Clone, Default)]
+/// When a call ends on its own. `None` turns a limit off.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallLimits {
-    /// The agent says `goodbye` and hangs up this long after the call started.
+    /// The agent says `goodbye` and hangs up after this. Default 30 minutes.
     pub max_duration: Option<Duration>,
+    /// Default "I'm sorry, we have reached the time limit for this call. Goodbye!"
     pub goodbye: String,
-    /// After this much silence on both sides the agent asks `still_there`.
+    /// After this long without a word from anyone the agent asks `still_there`. Default 15 s.
     pub silence_prompt: Option<Duration>,
+    /// Default "Are you still there?"
     pub still_there: String,
-    /// After this much silence on both sides the agent hangs up.
+    /// After this long without a word from anyone the agent hangs up. Default 30 s.
     pub silence_hangup: Option<Duration>,
-    /// A caller who neither publishes a microphone nor types within this is dropped.
+    /// A caller who neither publishes a microphone nor types within this is dropped, before
+    /// anything is synthesised. Default 20 s.
     pub no_audio: Option<Duration>,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            max_duration: Some(Duration::from_secs(30 * 60)),
+            goodbye: "I'm sorry, we have reached the time limit for this call. Goodbye!".into(),
+            silence_prompt: Some(Duration::from_secs(15)),
+            still_there: "Are you still there?".into(),
+            silence_hangup: Some(Duration::from_secs(30)),
+            no_audio: Some(Duration::from_secs(20)),
+        }
+    }
 }
 
 /// What the conversation needs to know that does not change during the call.

@@ -57,7 +57,19 @@ pub(super) fn config() -> CoreConfig {
         filler_after: ms(700),
         max_tool_rounds: 4,
         history_budget: 0,
-        limits: CallLimits::default(),
+        limits: no_limits(),
+    }
+}
+
+/// Calls that never end on their own, unless a test sets a limit.
+pub(super) fn no_limits() -> CallLimits {
+    CallLimits {
+        max_duration: None,
+        goodbye: String::new(),
+        silence_prompt: None,
+        still_there: String::new(),
+        silence_hangup: None,
+        no_audio: None,
     }
 }
 
