@@ -32,13 +32,14 @@ fn model(mock: &MockOpenAi, flavour: Flavour, key: &str) -> Arc<dyn ChatModel> {
             cap: Duration::from_millis(40),
             max_retry_after: Duration::from_secs(2),
         },
+        reasoning_effort: None,
     };
     llm::openai_compatible(config, reqwest::Client::new())
 }
 
 fn request(tools: Vec<ToolSpec>) -> ChatRequest {
     ChatRequest {
-        model: "llama-3.3-70b-versatile".into(),
+        model: "openai/gpt-oss-120b".into(),
         messages: vec![
             ChatMessage::system("You are a helpful agent."),
             ChatMessage::user("नमस्ते! What is the weather?"),
@@ -116,7 +117,7 @@ async fn the_request_carries_everything_asked() {
         let mock = MockOpenAi::start(flavour, KEY).await;
         answer(&*model(&mock, flavour, KEY), request(vec![weather_tool()])).await.expect("an answer");
         let body = &mock.records()[0].body;
-        assert_eq!(body["model"], "llama-3.3-70b-versatile");
+        assert_eq!(body["model"], "openai/gpt-oss-120b");
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["max_completion_tokens"], 256);
