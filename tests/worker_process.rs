@@ -31,6 +31,12 @@ async fn start_worker(server: &DevServer) -> WorkerProcess {
         .env("LIVEKIT_API_SECRET", "secret")
         .env("SARVAM_API_KEY", "unused")
         .env("GROQ_API_KEY", "unused")
+        .env("OPENAI_API_KEY", "unused")
+        .env("DEEPGRAM_API_KEY", "unused")
+        .env("ELEVENLABS_API_KEY", "unused")
+        // Asked for their models at start: unreachable endpoints are a warning, not a failure.
+        .env("GROQ_BASE_URL", "http://127.0.0.1:9/openai/v1")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
         .env("HEALTH_HOST", "127.0.0.1")
         .env("HEALTH_PORT", port.to_string())
         .env("PROFILES_DIR", support::repo_path("profiles"))

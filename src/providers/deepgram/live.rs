@@ -238,7 +238,11 @@ impl Connection {
             match self.wait().await {
                 Wake::Command(None) => return self.close().await,
                 Wake::Command(Some(command)) => self.command(command).await,
-                Wake::Message(Ok(message)) => self.message(&message),
+                Wake::Message(Ok(message)) => {
+                    if let Err(error) = self.message(&message) {
+                        self.failed(error).await;
+                    }
+                }
                 Wake::Message(Err(error)) => self.failed(error).await,
                 Wake::KeepAlive => {
                     if let Some(socket) = self.socket.as_mut() {
@@ -394,9 +398,10 @@ impl Connection {
         }
     }
 
-    fn message(&mut self, message: &Value) {
+    /// Acts on a message; an `Error` message is returned, the stream being unusable after it.
+    fn message(&mut self, message: &Value) -> Result<(), ProviderError> {
         self.retries = 0;
-        let Some(current) = self.current.as_mut() else { return };
+        let Some(current) = self.current.as_mut() else { return Ok(()) };
         match message["type"].as_str().unwrap_or_default() {
             "Results" => {
                 let text = message["channel"]["alternatives"][0]["transcript"].as_str().unwrap_or_default().trim();
@@ -422,12 +427,17 @@ impl Connection {
             "Error" => {
                 let description = message["description"].as_str().unwrap_or("no details given");
                 let variant = message["variant"].as_str().unwrap_or("error");
-                let error =
-                    ProviderError::Protocol { provider: PROVIDER, message: format!("{description} ({variant})") };
-                self.give_up(error);
+                let message = format!("{description} ({variant})");
+                // A message of ours Deepgram could not read will not read better a second time.
+                return Err(if variant == "SchemaError" {
+                    ProviderError::Protocol { provider: PROVIDER, message }
+                } else {
+                    ProviderError::Server { provider: PROVIDER, status: 500, message }
+                });
             }
             other => tracing::debug!(kind = other, "ignoring a Deepgram message"),
         }
+        Ok(())
     }
 
     /// Hands the finished utterance its transcript.

@@ -53,21 +53,29 @@ fn invalid(message: &str, param: &str) -> Response {
     (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// The fault for this request, or the refusal of a missing or wrong key.
-fn admit(script: &Script, headers: &HeaderMap) -> Result<Option<Fault>, Response> {
+/// The fault for this request, or the refusal of a missing or wrong key (recorded as a
+/// request to `endpoint` without fields).
+fn admit(script: &Script, headers: &HeaderMap, endpoint: &'static str) -> Result<Option<Fault>, Response> {
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let fault =
         if bearer == Some(script.key.as_str()) { script.faults.take(|_| true) } else { Some(Fault::AuthFailure) };
     match fault {
-        Some(fault) if fault.is_status() => Err(error_answer(script.flavour, &fault, bearer.unwrap_or_default())),
+        Some(fault) if fault.is_status() => {
+            let record =
+                AudioRecord { endpoint, at: Instant::now(), fault: Some(fault.clone()), fields: Value::Null, audio_seconds: 0.0 };
+            script.audio_records.lock().expect("not poisoned").push(record);
+            Err(error_answer(script.flavour, &fault, bearer.unwrap_or_default()))
+        }
         other => Ok(other),
     }
 }
 
 pub(super) async fn models(State(script): State<Arc<Script>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = admit(&script, &headers) {
-        return refused;
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(script.key.as_str()) {
+        return error_answer(script.flavour, &Fault::AuthFailure, bearer.unwrap_or_default());
     }
     let created = chrono::Utc::now().timestamp();
     let data: Vec<Value> = script
@@ -81,7 +89,7 @@ pub(super) async fn models(State(script): State<Arc<Script>>, headers: HeaderMap
 }
 
 pub(super) async fn transcriptions(State(script): State<Arc<Script>>, headers: HeaderMap, body: Bytes) -> Response {
-    let fault = match admit(&script, &headers) {
+    let fault = match admit(&script, &headers, "transcriptions") {
         Ok(fault) => fault,
         Err(refused) => return refused,
     };
@@ -149,7 +157,7 @@ pub(super) async fn transcriptions(State(script): State<Arc<Script>>, headers: H
 }
 
 pub(super) async fn speech(State(script): State<Arc<Script>>, headers: HeaderMap, body: Bytes) -> Response {
-    let fault = match admit(&script, &headers) {
+    let fault = match admit(&script, &headers, "speech") {
         Ok(fault) => fault,
         Err(refused) => return refused,
     };
