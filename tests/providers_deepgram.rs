@@ -39,7 +39,8 @@ fn deepgram(mock: &MockDeepgram, written: Value, key: &str) -> Arc<dyn SpeechToT
 
 /// `speech` seconds of a tone, then `silence` seconds of silence, at 16 kHz.
 fn audio(speech: f64, silence: f64) -> Vec<i16> {
-    let tone = (0..(speech * 16_000.0) as usize).map(|i| ((i as f64 * 300.0 * std::f64::consts::TAU / 16_000.0).sin() * 6_000.0) as i16);
+    let tone = (0..(speech * 16_000.0) as usize)
+        .map(|i| ((i as f64 * 300.0 * std::f64::consts::TAU / 16_000.0).sin() * 6_000.0) as i16);
     tone.chain(std::iter::repeat_n(0, (silence * 16_000.0) as usize)).collect()
 }
 
@@ -151,7 +152,9 @@ async fn utterance_end_is_reported_after_a_long_silence() {
 
 #[tokio::test]
 async fn failures_are_retried_with_the_utterances_audio_on_a_new_stream() {
-    for fault in [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::DropConnection, Fault::ErrorMidStream] {
+    for fault in
+        [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::DropConnection, Fault::ErrorMidStream]
+    {
         let mock = MockDeepgram::start(KEY).await;
         mock.transcripts(["once more"]);
         mock.fault_next(fault.clone(), 1);
@@ -199,7 +202,11 @@ fn options_are_checked_by_deepgram() {
         .resolve(json!({"model": "nova-1", "utterance_end_ms": 500, "keyterm": ["x"]}).as_object().expect("an object"))
         .expect_err("three mistakes")
         .join("\n");
-    for expected in ["model: `nova-1` is not one of nova-3, nova-2", "utterance_end_ms: 500 is not a whole number from 1000", "keyterm: deepgram has no such option"] {
+    for expected in [
+        "model: `nova-1` is not one of nova-3, nova-2",
+        "utterance_end_ms: 500 is not a whole number from 1000",
+        "keyterm: deepgram has no such option",
+    ] {
         assert!(problems.contains(expected), "missing `{expected}` in:\n{problems}");
     }
 }

@@ -96,16 +96,19 @@ async fn the_next_sentences_stream_is_opened_while_one_plays() {
     assert_eq!(streams.len(), 2);
     assert_eq!(streams[1].generations, ["Second sentence."]);
     until("another stream opened ahead", || mock.connections() == 3).await;
-    assert!(streams[0].query.get("language_code").is_none(), "multilingual v2 detects the language");
+    assert!(!streams[0].query.contains_key("language_code"), "multilingual v2 detects the language");
 }
 
 #[tokio::test]
 async fn failures_before_audio_are_retried_and_after_it_end_the_sentence() {
-    for fault in [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::Slow(Duration::from_millis(1_200))] {
+    for fault in
+        [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::Slow(Duration::from_millis(1_200))]
+    {
         let mock = MockElevenLabs::start(KEY).await;
         mock.fault_next(fault.clone(), 1);
         let tts = elevenlabs(&mock, json!({}), KEY);
-        let frames = synthesize(&*tts, sentence("Once more.", "en-IN")).await.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        let frames =
+            synthesize(&*tts, sentence("Once more.", "en-IN")).await.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
         assert!((seconds(&frames) - 0.5).abs() < 0.005, "{fault:?}");
     }
     for fault in [Fault::ErrorMidStream, Fault::DropConnection] {

@@ -309,7 +309,11 @@ async fn speak(
     tts: &dyn voice_agent::providers::tts::TextToSpeech,
     text: &str,
 ) -> Result<Vec<voice_agent::audio::AudioFrame>, ProviderError> {
-    let request = voice_agent::providers::tts::SpeechRequest { text: text.into(), language: "hi-IN".into(), voice: "coral".into() };
+    let request = voice_agent::providers::tts::SpeechRequest {
+        text: text.into(),
+        language: "hi-IN".into(),
+        voice: "coral".into(),
+    };
     let mut stream = tts.synthesize(request).await?;
     let mut frames = Vec::new();
     while let Some(frame) = stream.next().await {
@@ -333,7 +337,10 @@ async fn transcription_uploads_the_utterance_with_an_iso_language() {
         json!({"model": "gpt-4o-mini-transcribe", "language": "hi", "response_format": "json", "prompt": "Sharma clinic"})
     );
     assert!((records[0].audio_seconds - 1.2).abs() < 0.01);
-    assert_eq!((records[1].fields["model"].as_str(), records[1].fields["language"].as_str()), (Some("whisper-1"), Some("en")));
+    assert_eq!(
+        (records[1].fields["model"].as_str(), records[1].fields["language"].as_str()),
+        (Some("whisper-1"), Some("en"))
+    );
 }
 
 #[tokio::test]
@@ -356,7 +363,8 @@ async fn speech_streams_raw_pcm_at_24_khz() {
 
 #[tokio::test]
 async fn speech_and_transcription_retry_what_is_transient_and_not_the_rest() {
-    for fault in [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::Slow(Duration::from_millis(600))] {
+    for fault in [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::Slow(Duration::from_millis(600))]
+    {
         let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
         mock.fault_next(fault.clone(), 2);
         let stt = transcriber(&mock, json!({}));
@@ -376,7 +384,11 @@ async fn speech_and_transcription_retry_what_is_transient_and_not_the_rest() {
     mock.fault_next(Fault::DropConnection, 1);
     let tts = speaker(&mock, json!({}));
     let mut stream = tts
-        .synthesize(voice_agent::providers::tts::SpeechRequest { text: "आधा।".into(), language: "hi-IN".into(), voice: "coral".into() })
+        .synthesize(voice_agent::providers::tts::SpeechRequest {
+            text: "आधा।".into(),
+            language: "hi-IN".into(),
+            voice: "coral".into(),
+        })
         .await
         .expect("audio starts");
     assert!(stream.next().await.is_some_and(|f| f.is_ok()), "audio first");
@@ -391,7 +403,11 @@ async fn speech_and_transcription_retry_what_is_transient_and_not_the_rest() {
 async fn the_mock_refuses_what_openai_refuses() {
     let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
     let tts = speaker(&mock, json!({}));
-    let request = voice_agent::providers::tts::SpeechRequest { text: "hi".into(), language: "hi-IN".into(), voice: "shubh".into() };
+    let request = voice_agent::providers::tts::SpeechRequest {
+        text: "hi".into(),
+        language: "hi-IN".into(),
+        voice: "shubh".into(),
+    };
     let error = match tts.synthesize(request).await {
         Ok(_) => panic!("a Sarvam voice"),
         Err(error) => error,
@@ -417,17 +433,29 @@ async fn a_configured_model_the_provider_does_not_list_is_a_problem_and_an_unrea
         voice: None,
         price: None,
     };
-    let (sales, clinic) = ([setup("groq", "openai/gpt-oss-120b")], [setup("groq", "llama-3.1-8b-instant"), setup("openai", "gpt-4.1-mini")]);
+    let (sales, clinic) = (
+        [setup("groq", "openai/gpt-oss-120b")],
+        [setup("groq", "llama-3.1-8b-instant"), setup("openai", "gpt-4.1-mini")],
+    );
     let chains = |llm| voice_agent::providers::Chains { stt: &[], llm, tts: &[] };
-    let readiness = startup::check_models([("sales", chains(&sales)), ("clinic", chains(&clinic))], &settings, &reqwest::Client::new()).await;
+    let readiness = startup::check_models(
+        [("sales", chains(&sales)), ("clinic", chains(&clinic))],
+        &settings,
+        &reqwest::Client::new(),
+    )
+    .await;
     assert_eq!(readiness.problems.len(), 1, "{readiness:?}");
     let problem = &readiness.problems[0];
-    assert!(problem.contains("groq does not list the model `openai/gpt-oss-120b` that profile `sales` uses"), "{problem}");
+    assert!(
+        problem.contains("groq does not list the model `openai/gpt-oss-120b` that profile `sales` uses"),
+        "{problem}"
+    );
     assert!(problem.contains("llama-3.1-8b-instant"), "lists what it serves: {problem}");
     assert_eq!(readiness.warnings.len(), 1, "{readiness:?}");
     assert!(readiness.warnings[0].contains("cannot ask openai which models it serves"), "{readiness:?}");
 
-    let refused = ProviderSettings::default().with_account("groq", Some(Secret::new("wrong-key-0123")), groq.base_url());
+    let refused =
+        ProviderSettings::default().with_account("groq", Some(Secret::new("wrong-key-0123")), groq.base_url());
     let readiness = startup::check_models([("sales", chains(&sales))], &refused, &reqwest::Client::new()).await;
     assert!(readiness.problems[0].contains("groq refused the API key (check GROQ_API_KEY)"), "{readiness:?}");
 }

@@ -46,23 +46,30 @@ pub struct CallProviders {
 /// What `profile` (named for messages) needs that the settings lack: one line per missing key,
 /// naming the profile and the providers that need it.
 pub fn missing_keys(chains: Chains<'_>, settings: &ProviderSettings, profile: &str) -> Vec<String> {
-    let mut missing: Vec<(String, Vec<String>)> = Vec::new();
+    // (key setting, provider, the sections using it), in the order first met.
+    let mut missing: Vec<(&'static str, &str, Vec<&'static str>)> = Vec::new();
     for (kind, setup) in chains.all() {
         let Some(vendor) = registry::vendor(&setup.provider) else { continue };
         if settings.account(vendor.name()).is_some_and(|account| account.api_key.is_some()) {
             continue;
         }
-        let key = vendor.account().key_setting.to_owned();
-        let need = format!("{} ({})", setup.provider, kind.section());
-        match missing.iter_mut().find(|(name, _)| *name == key) {
-            Some((_, needs)) if !needs.contains(&need) => needs.push(need),
+        let key = vendor.account().key_setting;
+        match missing.iter_mut().find(|(name, _, _)| *name == key) {
+            Some((_, _, sections)) if !sections.contains(&kind.section()) => sections.push(kind.section()),
             Some(_) => {}
-            None => missing.push((key, vec![need])),
+            None => missing.push((key, vendor.name(), vec![kind.section()])),
         }
     }
     missing
         .into_iter()
-        .map(|(key, needs)| format!("{key} is not set; profile `{profile}` uses {}", needs.join(" and ")))
+        .map(|(key, provider, sections)| {
+            let sections = match sections.split_last() {
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            format!("{key} is not set; profile `{profile}` uses {provider} for {sections}")
+        })
         .collect()
 }
 

@@ -26,6 +26,8 @@ struct MeteredUtterance {
     inner: Option<Box<dyn Utterance>>,
     counter: Counter,
     samples: usize,
+    /// Whether a failure was counted (a failed push fails the whole utterance).
+    failed: bool,
 }
 
 impl SpeechToText for MeteredStt {
@@ -33,10 +35,12 @@ impl SpeechToText for MeteredStt {
         let language = language.to_owned();
         Box::pin(async move {
             match self.inner.start(&language).await {
-                Ok(inner) => {
-                    Ok(Box::new(MeteredUtterance { inner: Some(inner), counter: self.counter.clone(), samples: 0 })
-                        as Box<dyn Utterance>)
-                }
+                Ok(inner) => Ok(Box::new(MeteredUtterance {
+                    inner: Some(inner),
+                    counter: self.counter.clone(),
+                    samples: 0,
+                    failed: false,
+                }) as Box<dyn Utterance>),
                 Err(error) => {
                     self.counter.add(|tally| tally.failures += 1);
                     Err(error)
@@ -56,10 +60,17 @@ impl MeteredUtterance {
 impl Utterance for MeteredUtterance {
     fn push(&mut self, audio: &[i16]) -> BoxFuture<'_, Result<(), ProviderError>> {
         self.samples += audio.len();
-        match self.inner.as_mut() {
-            Some(inner) => inner.push(audio),
-            None => Box::pin(async { Ok(()) }),
-        }
+        let (Some(inner), failed, counter) = (self.inner.as_mut(), &mut self.failed, &self.counter) else {
+            return Box::pin(async { Ok(()) });
+        };
+        let pushed = inner.push(audio);
+        Box::pin(async move {
+            let result = pushed.await;
+            if result.is_err() && !std::mem::replace(failed, true) {
+                counter.add(|tally| tally.failures += 1);
+            }
+            result
+        })
     }
 
     fn partial(&mut self) -> Option<String> {
@@ -73,10 +84,14 @@ impl Utterance for MeteredUtterance {
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, Result<Transcript, ProviderError>> {
         let inner = self.inner.take().expect("only finishing takes the utterance, and it consumes the wrapper");
         self.count_audio();
-        let counter = self.counter.clone();
+        let (counter, failed) = (self.counter.clone(), self.failed);
         Box::pin(async move {
             let result = inner.finish().await;
-            counter.add(|tally| if result.is_ok() { tally.requests += 1 } else { tally.failures += 1 });
+            counter.add(|tally| match &result {
+                Ok(_) => tally.requests += 1,
+                Err(_) if !failed => tally.failures += 1,
+                Err(_) => {}
+            });
             result
         })
     }

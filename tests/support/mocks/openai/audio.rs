@@ -55,17 +55,22 @@ fn invalid(message: &str, param: &str) -> Response {
 
 /// The fault for this request, or the refusal of a missing or wrong key (recorded as a
 /// request to `endpoint` without fields).
-fn admit(script: &Script, headers: &HeaderMap, endpoint: &'static str) -> Result<Option<Fault>, Response> {
+fn admit(script: &Script, headers: &HeaderMap, endpoint: &'static str) -> Result<Option<Fault>, Box<Response>> {
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let fault =
         if bearer == Some(script.key.as_str()) { script.faults.take(|_| true) } else { Some(Fault::AuthFailure) };
     match fault {
         Some(fault) if fault.is_status() => {
-            let record =
-                AudioRecord { endpoint, at: Instant::now(), fault: Some(fault.clone()), fields: Value::Null, audio_seconds: 0.0 };
+            let record = AudioRecord {
+                endpoint,
+                at: Instant::now(),
+                fault: Some(fault.clone()),
+                fields: Value::Null,
+                audio_seconds: 0.0,
+            };
             script.audio_records.lock().expect("not poisoned").push(record);
-            Err(error_answer(script.flavour, &fault, bearer.unwrap_or_default()))
+            Err(Box::new(error_answer(script.flavour, &fault, bearer.unwrap_or_default())))
         }
         other => Ok(other),
     }
@@ -91,7 +96,7 @@ pub(super) async fn models(State(script): State<Arc<Script>>, headers: HeaderMap
 pub(super) async fn transcriptions(State(script): State<Arc<Script>>, headers: HeaderMap, body: Bytes) -> Response {
     let fault = match admit(&script, &headers, "transcriptions") {
         Ok(fault) => fault,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let Some(form) = multipart(content_type, &body) else {
@@ -159,7 +164,7 @@ pub(super) async fn transcriptions(State(script): State<Arc<Script>>, headers: H
 pub(super) async fn speech(State(script): State<Arc<Script>>, headers: HeaderMap, body: Bytes) -> Response {
     let fault = match admit(&script, &headers, "speech") {
         Ok(fault) => fault,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return invalid("We could not parse the JSON body", "input");
