@@ -372,6 +372,48 @@ mod tests {
     }
 
     #[test]
+    fn providers_are_named_in_any_form_and_checked_by_their_provider() {
+        let doc = parse(
+            r#"
+            system_prompt = "x"
+            language = "en-IN"
+            voice = "EXAVITQu4vr4xnSDxMaL"
+            stt = ["deepgram", "sarvam"]
+            [llm]
+            provider = "openai"
+            [[tts]]
+            provider = "elevenlabs"
+            [[tts]]
+            provider = "sarvam"
+            voice = "ritu"
+            "#,
+        )
+        .expect("parses");
+        let profile = doc.resolve("hotel", &defaults()).expect("valid");
+        let names = |chain: &[ProviderSetup]| chain.iter().map(|s| s.provider.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&profile.stt.providers), ["deepgram", "sarvam"]);
+        assert_eq!(names(&profile.tts.providers), ["elevenlabs", "sarvam"]);
+        assert_eq!(profile.tts.providers[1].voice.as_deref(), Some("ritu"));
+        assert_eq!(profile.llm.providers[0].options["model"], "gpt-4.1-mini");
+        assert_eq!(profile.chains().all().count(), 5);
+
+        let doc = parse("system_prompt = \"x\"\nlanguage = \"ta-IN\"\n[stt]\nprovider = \"deepgram\"").expect("parses");
+        let problems = doc.resolve("a", &defaults()).expect_err("Deepgram has no Tamil here").join("\n");
+        assert!(
+            problems.contains("language: `ta-IN` is not spoken by every stt and tts provider; they share hi-IN, en-IN"),
+            "{problems}"
+        );
+        let doc = parse("system_prompt = \"x\"\n[stt]\nmodel = \"saarika:v2.5\"").expect("parses");
+        let problems = doc.resolve("a", &defaults()).expect_err("retired").join("\n");
+        assert!(
+            problems.contains(
+                "stt.model: `saarika:v2.5` is retired from Sarvam's speech-to-text; use saaras:v3 or saaras:v4"
+            ),
+            "{problems}"
+        );
+    }
+
+    #[test]
     fn bad_ids_are_refused() {
         assert!(check_id("clinic-hi_2").is_ok());
         assert!(check_id("").is_err());

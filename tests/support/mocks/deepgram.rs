@@ -82,6 +82,8 @@ pub struct Controls {
     pub keep_alives: usize,
     pub finalizes: usize,
     pub close_streams: usize,
+    /// Every text message, as received.
+    pub messages: Vec<Value>,
 }
 
 struct Script {
@@ -368,6 +370,8 @@ impl Session {
                 }
                 Message::Text(text) => {
                     let parsed: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                    let received = parsed.clone();
+                    self.controls(|c| c.messages.push(received));
                     match parsed["type"].as_str() {
                         Some("KeepAlive") => self.controls(|c| c.keep_alives += 1),
                         Some("Finalize") => {

@@ -59,6 +59,8 @@ struct Script {
     faults: Faults,
     audio: Mutex<Duration>,
     streams: Mutex<Vec<Stream>>,
+    /// Every message received on any stream, in order.
+    messages: Mutex<Vec<Value>>,
     handshakes: Mutex<Vec<(Instant, Option<Fault>)>>,
     connections: AtomicUsize,
 }
@@ -75,6 +77,7 @@ impl MockElevenLabs {
             faults: Faults::default(),
             audio: Mutex::new(Duration::from_millis(500)),
             streams: Mutex::default(),
+            messages: Mutex::default(),
             handshakes: Mutex::default(),
             connections: AtomicUsize::new(0),
         });
@@ -101,6 +104,11 @@ impl MockElevenLabs {
     /// Streams that received any text, in order of connection.
     pub fn streams(&self) -> Vec<Stream> {
         self.script.streams.lock().expect("not poisoned").clone()
+    }
+
+    /// Every message received on any stream, in order.
+    pub fn messages(&self) -> Vec<Value> {
+        self.script.messages.lock().expect("not poisoned").clone()
     }
 
     pub fn handshakes(&self) -> Vec<(Instant, Option<Fault>)> {
@@ -205,6 +213,7 @@ async fn session(
         let Ok(message) = serde_json::from_str::<Value>(text.as_str()) else {
             return refuse(&mut socket, "the message is not JSON").await;
         };
+        script.messages.lock().expect("not poisoned").push(message.clone());
         let Some(fields) = message.as_object() else {
             return refuse(&mut socket, "the message is not an object").await;
         };

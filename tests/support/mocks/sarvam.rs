@@ -116,6 +116,8 @@ pub struct Attempt {
 /// A transcription request over REST.
 #[derive(Debug, Clone)]
 pub struct SttRequest {
+    /// The form's text fields.
+    pub fields: Value,
     pub model: String,
     pub language_code: String,
     pub mode: Option<String>,
@@ -138,6 +140,8 @@ pub struct SttUtterance {
 #[derive(Debug, Clone)]
 pub struct TtsRequest {
     pub transport: &'static str,
+    /// The WebSocket's query parameters; empty over REST.
+    pub query: HashMap<String, String>,
     /// The REST body, or the WebSocket's config message data.
     pub body: Value,
     pub text: String,
@@ -163,6 +167,8 @@ struct Script {
     tts_requests: Mutex<Vec<TtsRequest>>,
     stt_connections: AtomicUsize,
     tts_connections: AtomicUsize,
+    /// Every JSON message received over the WebSockets, with the socket's endpoint.
+    messages: Mutex<Vec<(&'static str, Value)>>,
 }
 
 pub struct MockSarvam {
@@ -186,6 +192,7 @@ impl MockSarvam {
             tts_requests: Mutex::default(),
             stt_connections: AtomicUsize::new(0),
             tts_connections: AtomicUsize::new(0),
+            messages: Mutex::default(),
         });
         let app = Router::new()
             .route("/speech-to-text", post(stt_rest))
@@ -238,6 +245,11 @@ impl MockSarvam {
 
     pub fn tts_requests(&self) -> Vec<TtsRequest> {
         self.script.tts_requests.lock().expect("not poisoned").clone()
+    }
+
+    /// Every JSON message received over the WebSockets (`stt-ws`, `tts-ws`), in order.
+    pub fn messages(&self) -> Vec<(&'static str, Value)> {
+        self.script.messages.lock().expect("not poisoned").clone()
     }
 
     pub fn stt_connections(&self) -> usize {
@@ -354,7 +366,10 @@ async fn stt_rest(State(script): State<Arc<Script>>, headers: HeaderMap, body: B
     if let Err(why) = check_transcription(&model, text("mode").as_deref(), &language_code) {
         return unprocessable(&why);
     }
+    let fields: serde_json::Map<String, Value> =
+        form.keys().filter(|k| *k != "file").map(|k| (k.clone(), json!(text(k)))).collect();
     script.stt_requests.lock().expect("not poisoned").push(SttRequest {
+        fields: Value::Object(fields),
         model: text("model").unwrap_or_default(),
         language_code: language_code.clone(),
         mode: text("mode"),
@@ -421,6 +436,7 @@ async fn stt_session(script: Arc<Script>, mut socket: WebSocket, query: HashMap<
     while let Some(Ok(message)) = socket.recv().await {
         let Message::Text(text) = message else { continue };
         let Ok(message) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+        script.messages.lock().expect("not poisoned").push(("stt-ws", message.clone()));
         if let Some(audio) = message.get("audio") {
             let bytes = STANDARD.decode(audio["data"].as_str().unwrap_or_default()).unwrap_or_default();
             let declared = audio["sample_rate"].as_u64().or_else(|| audio["sample_rate"].as_str()?.parse().ok());
@@ -516,6 +532,7 @@ async fn tts_rest(State(script): State<Arc<Script>>, headers: HeaderMap, body: B
     let samples = tone(*script.tts_audio.lock().expect("not poisoned"), rate);
     script.tts_requests.lock().expect("not poisoned").push(TtsRequest {
         transport: "rest",
+        query: HashMap::new(),
         body: request.clone(),
         text,
         connection: None,
@@ -583,6 +600,7 @@ async fn tts_session(script: Arc<Script>, mut socket: WebSocket, query: HashMap<
     while let Some(Ok(message)) = socket.recv().await {
         let Message::Text(raw) = message else { continue };
         let Ok(message) = serde_json::from_str::<Value>(raw.as_str()) else { continue };
+        script.messages.lock().expect("not poisoned").push(("tts-ws", message.clone()));
         match message["type"].as_str().unwrap_or_default() {
             "config" => {
                 let data = &message["data"];
@@ -611,6 +629,7 @@ async fn tts_session(script: Arc<Script>, mut socket: WebSocket, query: HashMap<
                 };
                 script.tts_requests.lock().expect("not poisoned").push(TtsRequest {
                     transport: "ws",
+                    query: query.clone(),
                     body: config.clone(),
                     text: std::mem::take(&mut text),
                     connection: Some(connection),
