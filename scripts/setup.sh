@@ -42,13 +42,13 @@ npm_ci() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
-# A venv with LiveKit's Python SDK, rebuilt only when its pinned requirements change. Wheels only:
-# the SDK's wheel carries LiveKit's native library, so nothing is fetched from anywhere else.
-python_sdk() {
-  local dir=tests/sdk/python
+# A venv with pinned Python packages, rebuilt only when its requirements change. Wheels only:
+# LiveKit's SDK wheel carries LiveKit's native library, so nothing is fetched from anywhere else.
+python_venv() {
+  local dir=$1 what=$2
   local venv=$dir/.venv
   if [ ! -x "$venv/bin/python" ] || ! cmp -s "$dir/requirements.txt" "$venv/requirements.installed"; then
-    echo "setup: installing LiveKit's Python SDK into $venv" >&2
+    echo "setup: installing $what into $venv" >&2
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$dir/requirements.txt"
@@ -61,5 +61,7 @@ if ! $runtime_only; then
   npm_ci tests/browser
   # LiveKit's Node SDK; its native library comes in a platform package from npm.
   npm_ci tests/sdk/node
-  python_sdk
+  python_venv tests/sdk/python "LiveKit's Python SDK"
+  # The providers' official SDKs, which check the requests our providers send.
+  python_venv tests/contracts "the providers' Python SDKs"
 fi

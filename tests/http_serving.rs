@@ -238,6 +238,8 @@ async fn slow_clients_of_the_health_port_do_not_stop_token_requests_in_dev() {
         .env_remove("SARVAM_API_KEY")
         .env_remove("GROQ_API_KEY")
         .env_remove("OPENAI_API_KEY")
+        .env_remove("DEEPGRAM_API_KEY")
+        .env_remove("ELEVENLABS_API_KEY")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -34,10 +34,10 @@ async fn a_hindi_caller_is_greeted_heard_and_answered_in_hindi_with_both_sides_t
 
     let synthesised = stage.sarvam.tts_requests();
     for request in &synthesised {
-        assert_eq!(request.body["target_language_code"], "hi-IN", "{:?}", request.text);
+        assert_eq!(request.body["language_code"], "hi-IN", "{:?}", request.text);
         assert_eq!(request.body["speaker"], profile.voice.as_str(), "{:?}", request.text);
     }
-    assert_eq!(profile.voice, "manisha");
+    assert_eq!(profile.voice, "priya");
     let texts: Vec<&str> = synthesised.iter().map(|r| r.text.as_str()).collect();
     assert!(texts.ends_with(&sentences), "the answer is synthesised sentence by sentence, cut at the danda: {texts:?}");
     for sentence in sentences {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::mocks::Fault;
 use support::mocks::openai::{Flavour, MockOpenAi, Reply};
 use voice_agent::config::Secret;
@@ -32,13 +32,14 @@ fn model(mock: &MockOpenAi, flavour: Flavour, key: &str) -> Arc<dyn ChatModel> {
             cap: Duration::from_millis(40),
             max_retry_after: Duration::from_secs(2),
         },
+        reasoning_effort: None,
     };
     llm::openai_compatible(config, reqwest::Client::new())
 }
 
 fn request(tools: Vec<ToolSpec>) -> ChatRequest {
     ChatRequest {
-        model: "llama-3.3-70b-versatile".into(),
+        model: "openai/gpt-oss-120b".into(),
         messages: vec![
             ChatMessage::system("You are a helpful agent."),
             ChatMessage::user("नमस्ते! What is the weather?"),
@@ -116,7 +117,7 @@ async fn the_request_carries_everything_asked() {
         let mock = MockOpenAi::start(flavour, KEY).await;
         answer(&*model(&mock, flavour, KEY), request(vec![weather_tool()])).await.expect("an answer");
         let body = &mock.records()[0].body;
-        assert_eq!(body["model"], "llama-3.3-70b-versatile");
+        assert_eq!(body["model"], "openai/gpt-oss-120b");
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["max_completion_tokens"], 256);
@@ -260,4 +261,201 @@ async fn a_stalled_answer_times_out() {
     let items = answer(&*model(&mock, Flavour::Groq, KEY), request(vec![])).await.expect("the answer starts");
     assert!(matches!(items.last(), Some(Err(ProviderError::Timeout { after, .. })) if *after == TIMEOUT), "{items:?}");
     assert_eq!(mock.records().len(), 1);
+}
+
+// ---- OpenAI speech: transcription and synthesis
+
+fn access(mock: &MockOpenAi, key: &str) -> voice_agent::providers::registry::Access {
+    voice_agent::providers::registry::Access {
+        key: Secret::new(key),
+        base_url: mock.base_url(),
+        http: reqwest::Client::new(),
+        timeout: TIMEOUT,
+        retry: RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(40),
+            max_retry_after: Duration::from_secs(2),
+        },
+    }
+}
+
+fn transcriber(mock: &MockOpenAi, written: Value) -> Arc<dyn voice_agent::providers::stt::SpeechToText> {
+    let provider = voice_agent::providers::registry::stt("openai").expect("registered");
+    let options = provider.resolve(written.as_object().expect("an object")).expect("valid");
+    provider.build(&access(mock, KEY), &options).expect("built")
+}
+
+fn speaker(mock: &MockOpenAi, written: Value) -> Arc<dyn voice_agent::providers::tts::TextToSpeech> {
+    let provider = voice_agent::providers::registry::tts("openai").expect("registered");
+    let (options, _) = provider.resolve(written.as_object().expect("an object"), None, "hi-IN", "").expect("valid");
+    provider.build(&access(mock, KEY), &options).expect("built")
+}
+
+async fn transcribe(
+    stt: &dyn voice_agent::providers::stt::SpeechToText,
+    language: &str,
+    seconds: f64,
+) -> Result<String, ProviderError> {
+    let mut utterance = stt.start(language).await?;
+    let samples: Vec<i16> = (0..(seconds * 16_000.0) as usize).map(|i| ((i % 40) as i16 - 20) * 200).collect();
+    for piece in samples.chunks(320) {
+        utterance.push(piece).await?;
+    }
+    Ok(utterance.finish().await?.text)
+}
+
+async fn speak(
+    tts: &dyn voice_agent::providers::tts::TextToSpeech,
+    text: &str,
+) -> Result<Vec<voice_agent::audio::AudioFrame>, ProviderError> {
+    let request = voice_agent::providers::tts::SpeechRequest {
+        text: text.into(),
+        language: "hi-IN".into(),
+        voice: "coral".into(),
+    };
+    let mut stream = tts.synthesize(request).await?;
+    let mut frames = Vec::new();
+    while let Some(frame) = stream.next().await {
+        frames.push(frame?);
+    }
+    Ok(frames)
+}
+
+#[tokio::test]
+async fn transcription_uploads_the_utterance_with_an_iso_language() {
+    let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
+    mock.transcripts(["क्या आप कल खुले हैं?", "Are you open tomorrow?"]);
+    let stt = transcriber(&mock, json!({"prompt": "Sharma clinic"}));
+    assert_eq!(transcribe(&*stt, "hi-IN", 1.2).await.expect("a transcript"), "क्या आप कल खुले हैं?");
+    let whisper = transcriber(&mock, json!({"model": "whisper-1"}));
+    assert_eq!(transcribe(&*whisper, "en-IN", 0.8).await.expect("a transcript"), "Are you open tomorrow?");
+    let records = mock.audio_records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        records[0].fields,
+        json!({"model": "gpt-4o-mini-transcribe", "language": "hi", "response_format": "json", "prompt": "Sharma clinic"})
+    );
+    assert!((records[0].audio_seconds - 1.2).abs() < 0.01);
+    assert_eq!(
+        (records[1].fields["model"].as_str(), records[1].fields["language"].as_str()),
+        (Some("whisper-1"), Some("en"))
+    );
+}
+
+#[tokio::test]
+async fn speech_streams_raw_pcm_at_24_khz() {
+    let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
+    mock.speech_audio(Duration::from_millis(900));
+    let tts = speaker(&mock, json!({"speed": 1.1, "instructions": "Warm."}));
+    let frames = speak(&*tts, "नमस्ते।").await.expect("audio");
+    assert!(frames.len() > 1, "passed on as it arrived");
+    assert!(frames.iter().all(|f| f.sample_rate == 24_000));
+    let seconds: f64 = frames.iter().map(|f| f.duration().as_secs_f64()).sum();
+    assert!((seconds - 0.9).abs() < 0.001, "{seconds}");
+    let record = &mock.audio_records()[0];
+    assert_eq!(
+        record.fields,
+        json!({"model": "gpt-4o-mini-tts", "input": "नमस्ते।", "voice": "coral", "response_format": "pcm", "speed": 1.1,
+               "instructions": "Warm."})
+    );
+}
+
+#[tokio::test]
+async fn speech_and_transcription_retry_what_is_transient_and_not_the_rest() {
+    for fault in [Fault::RateLimited { retry_after: None }, Fault::ServerError, Fault::Slow(Duration::from_millis(600))]
+    {
+        let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
+        mock.fault_next(fault.clone(), 2);
+        let stt = transcriber(&mock, json!({}));
+        transcribe(&*stt, "hi-IN", 0.5).await.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        speak(&*speaker(&mock, json!({})), "फिर से।").await.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(mock.audio_records().len(), 4, "{fault:?}: each retried once");
+    }
+    let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
+    mock.fault_next(Fault::QuotaExhausted, 2);
+    let error = transcribe(&*transcriber(&mock, json!({})), "hi-IN", 0.5).await.expect_err("no credit");
+    assert!(matches!(error, ProviderError::QuotaExhausted { .. }), "{error:?}");
+    let error = speak(&*speaker(&mock, json!({})), "नमस्ते।").await.expect_err("no credit");
+    assert!(matches!(error, ProviderError::QuotaExhausted { .. }), "{error:?}");
+    assert_eq!(mock.audio_records().len(), 2, "never retried");
+
+    let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
+    mock.fault_next(Fault::DropConnection, 1);
+    let tts = speaker(&mock, json!({}));
+    let mut stream = tts
+        .synthesize(voice_agent::providers::tts::SpeechRequest {
+            text: "आधा।".into(),
+            language: "hi-IN".into(),
+            voice: "coral".into(),
+        })
+        .await
+        .expect("audio starts");
+    assert!(stream.next().await.is_some_and(|f| f.is_ok()), "audio first");
+    let mut failed = false;
+    while let Some(frame) = stream.next().await {
+        failed |= frame.is_err();
+    }
+    assert!(failed, "a connection cut after audio ends the sentence with an error");
+}
+
+#[tokio::test]
+async fn the_mock_refuses_what_openai_refuses() {
+    let mock = MockOpenAi::start(Flavour::OpenAi, KEY).await;
+    let tts = speaker(&mock, json!({}));
+    let request = voice_agent::providers::tts::SpeechRequest {
+        text: "hi".into(),
+        language: "hi-IN".into(),
+        voice: "shubh".into(),
+    };
+    let error = match tts.synthesize(request).await {
+        Ok(_) => panic!("a Sarvam voice"),
+        Err(error) => error,
+    };
+    assert!(matches!(error, ProviderError::Rejected { status: 400, .. }), "{error:?}");
+    assert!(error.to_string().contains("Invalid voice"), "{error}");
+}
+
+// ---- the models a provider lists, checked at start-up
+
+#[tokio::test]
+async fn a_configured_model_the_provider_does_not_list_is_a_problem_and_an_unreachable_one_a_warning() {
+    use voice_agent::config::ProviderSettings;
+    use voice_agent::providers::startup;
+    let groq = MockOpenAi::start(Flavour::Groq, KEY).await;
+    groq.models(["openai/gpt-oss-20b", "llama-3.1-8b-instant"]);
+    let settings = ProviderSettings::default()
+        .with_account("groq", Some(Secret::new(KEY)), groq.base_url())
+        .with_account("openai", Some(Secret::new(KEY)), "http://127.0.0.1:9/v1".parse().expect("a URL"));
+    let setup = |provider: &str, model: &str| voice_agent::providers::registry::ProviderSetup {
+        provider: provider.into(),
+        options: json!({"model": model}).as_object().cloned().expect("an object"),
+        voice: None,
+        price: None,
+    };
+    let (sales, clinic) = (
+        [setup("groq", "openai/gpt-oss-120b")],
+        [setup("groq", "llama-3.1-8b-instant"), setup("openai", "gpt-4.1-mini")],
+    );
+    let chains = |llm| voice_agent::providers::Chains { stt: &[], llm, tts: &[] };
+    let readiness = startup::check_models(
+        [("sales", chains(&sales)), ("clinic", chains(&clinic))],
+        &settings,
+        &reqwest::Client::new(),
+    )
+    .await;
+    assert_eq!(readiness.problems.len(), 1, "{readiness:?}");
+    let problem = &readiness.problems[0];
+    assert!(
+        problem.contains("groq does not list the model `openai/gpt-oss-120b` that profile `sales` uses"),
+        "{problem}"
+    );
+    assert!(problem.contains("llama-3.1-8b-instant"), "lists what it serves: {problem}");
+    assert_eq!(readiness.warnings.len(), 1, "{readiness:?}");
+    assert!(readiness.warnings[0].contains("cannot ask openai which models it serves"), "{readiness:?}");
+
+    let refused =
+        ProviderSettings::default().with_account("groq", Some(Secret::new("wrong-key-0123")), groq.base_url());
+    let readiness = startup::check_models([("sales", chains(&sales))], &refused, &reqwest::Client::new()).await;
+    assert!(readiness.problems[0].contains("groq refused the API key (check GROQ_API_KEY)"), "{readiness:?}");
 }

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use serde_json::{Value, json};
 use support::mocks::Fault;
 use support::mocks::sarvam::MockSarvam;
 use voice_agent::audio::AudioFrame;
 use voice_agent::config::Secret;
-use voice_agent::providers::stt::{self, SpeechToText, SttConfig, Transcript};
-use voice_agent::providers::tts::{self, SpeechRequest, TextToSpeech, TtsConfig};
+use voice_agent::providers::registry::{self, Access, Options};
+use voice_agent::providers::stt::{SpeechToText, Transcript};
+use voice_agent::providers::tts::{SpeechRequest, TextToSpeech};
 use voice_agent::providers::{ProviderError, RetryPolicy};
 
 const KEY: &str = "sarvam-test-key-0123456789";
@@ -35,33 +37,40 @@ fn retry() -> RetryPolicy {
     }
 }
 
-fn stt(mock: &MockSarvam, transport: Transport, key: &str) -> Arc<dyn SpeechToText> {
-    let config = SttConfig {
+fn access(mock: &MockSarvam, key: &str) -> Access {
+    Access {
+        key: Secret::new(key),
         base_url: mock.base_url(),
-        api_key: Secret::new(key),
-        model: "saaras:v3".into(),
-        mode: "transcribe".into(),
+        http: reqwest::Client::new(),
         timeout: TIMEOUT,
         retry: retry(),
-    };
-    match transport {
-        Transport::Rest => stt::sarvam_rest(config, reqwest::Client::new()),
-        Transport::Streaming => stt::sarvam_streaming(config),
     }
 }
 
+fn options(value: Value) -> Options {
+    value.as_object().cloned().expect("an object")
+}
+
+/// Sarvam's speech-to-text as the registry builds it for a profile's `[stt]` options.
+fn stt_with(mock: &MockSarvam, written: Value, key: &str) -> Arc<dyn SpeechToText> {
+    let provider = registry::stt("sarvam").expect("registered");
+    provider.build(&access(mock, key), &options(written)).expect("built")
+}
+
+fn stt(mock: &MockSarvam, transport: Transport, key: &str) -> Arc<dyn SpeechToText> {
+    stt_with(mock, json!({"model": "saaras:v3", "streaming": transport == Transport::Streaming}), key)
+}
+
+fn tts_with(mock: &MockSarvam, written: Value, key: &str) -> Arc<dyn TextToSpeech> {
+    let provider = registry::tts("sarvam").expect("registered");
+    provider.build(&access(mock, key), &options(written)).expect("built")
+}
+
+/// bulbul:v2 with all of its voice settings.
 fn tts(mock: &MockSarvam, transport: Transport, key: &str) -> Arc<dyn TextToSpeech> {
-    let config = TtsConfig {
-        base_url: mock.base_url(),
-        api_key: Secret::new(key),
-        sample_rate: 24_000,
-        timeout: TIMEOUT,
-        retry: retry(),
-    };
-    match transport {
-        Transport::Rest => tts::sarvam_rest(config, reqwest::Client::new()),
-        Transport::Streaming => tts::sarvam_streaming(config),
-    }
+    let streaming = transport == Transport::Streaming;
+    let written = json!({"model": "bulbul:v2", "pace": 1.1, "pitch": 0.1, "loudness": 1.2, "streaming": streaming});
+    tts_with(mock, written, key)
 }
 
 /// `seconds` of a 300 Hz tone at 16 kHz.
@@ -80,15 +89,7 @@ async fn transcribe(stt: &dyn SpeechToText, audio: &[i16]) -> Result<Transcript,
 }
 
 fn sentence(text: &str) -> SpeechRequest {
-    SpeechRequest {
-        text: text.into(),
-        language: "hi-IN".into(),
-        voice: "anushka".into(),
-        model: "bulbul:v2".into(),
-        pace: 1.1,
-        pitch: 0.1,
-        loudness: 1.2,
-    }
+    SpeechRequest { text: text.into(), language: "hi-IN".into(), voice: "anushka".into() }
 }
 
 /// All audio of a synthesis, or its first error.
@@ -318,7 +319,8 @@ async fn tts_audio_is_what_sarvam_produced() {
         assert_close(seconds(&frames), 0.73, "audio");
         let body = &requests[0].body;
         assert_eq!(requests[0].text, "नमस्ते, मैं आपकी कैसे मदद कर सकती हूँ?");
-        assert_eq!(body["target_language_code"], "hi-IN");
+        assert_eq!(body["language_code"], "hi-IN");
+        assert!(body.get("target_language_code").is_none(), "the old name");
         assert_eq!(body["speaker"], "anushka");
         assert_eq!(body["pace"].as_f64().map(|p| (p * 100.0).round()), Some(110.0));
         assert!(body["pitch"].is_number() && body["loudness"].is_number(), "bulbul:v2 fields");
@@ -329,7 +331,7 @@ async fn tts_audio_is_what_sarvam_produced() {
             }
             Transport::Streaming => {
                 assert_eq!(body["output_audio_codec"], "linear16");
-                assert_eq!(body["speech_sample_rate"], "24000");
+                assert_eq!(body["speech_sample_rate"], 24_000, "an integer");
                 assert!(frames.len() > 1, "streamed in pieces");
             }
         }
@@ -462,4 +464,95 @@ async fn tts_final_failures_fail_fast_without_the_key() {
             assert!(!shown.contains(key) && !shown.contains(KEY), "{shown}");
         }
     }
+}
+
+// ---- what Sarvam's current API takes and refuses
+
+#[tokio::test]
+async fn every_current_model_and_its_voices_are_taken() {
+    let mock = MockSarvam::start(KEY).await;
+    for (model, voice) in [("bulbul:v2", "anushka"), ("bulbul:v3", "kavitha"), ("bulbul:v4-flash", "ritu_hi_banking")] {
+        for transport in TRANSPORTS {
+            let written = json!({"model": model, "streaming": transport == Transport::Streaming});
+            let tts = tts_with(&mock, written, KEY);
+            let request =
+                SpeechRequest { text: "नमस्ते।".into(), language: "hi-IN".into(), voice: voice.into() };
+            let mut stream = tts.synthesize(request).await.unwrap_or_else(|e| panic!("{model} {transport:?}: {e}"));
+            while let Some(frame) = stream.next().await {
+                frame.unwrap_or_else(|e| panic!("{model} {transport:?}: {e}"));
+            }
+        }
+    }
+    let bodies: Vec<Value> = mock.tts_requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies.len(), 6, "{bodies:?}");
+    for transport in TRANSPORTS {
+        let stt = stt_with(&mock, json!({"model": "saaras:v4", "streaming": transport == Transport::Streaming}), KEY);
+        transcribe(&*stt, &speech(0.5)).await.unwrap_or_else(|e| panic!("saaras:v4 {transport:?}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn retired_models_and_wrong_voices_are_refused_as_sarvam_refuses_them() {
+    let mock = MockSarvam::start(KEY).await;
+    for transport in TRANSPORTS {
+        let written = json!({"model": "saarika:v2.5", "streaming": transport == Transport::Streaming});
+        let error = transcribe(&*stt_with(&mock, written, KEY), &speech(0.5)).await.expect_err("retired");
+        assert!(matches!(error, ProviderError::Rejected { status: 422, .. }), "{transport:?}: {error:?}");
+        assert!(error.to_string().contains("saaras:v3 or saaras:v4"), "{error}");
+
+        let written = json!({"model": "bulbul:v3", "streaming": transport == Transport::Streaming});
+        let error = synthesize(&*tts_with(&mock, written, KEY), "नमस्ते।").await.expect_err("a bulbul:v2 voice on v3");
+        assert!(matches!(error, ProviderError::Rejected { status: 422, .. }), "{transport:?}: {error:?}");
+        assert!(error.to_string().contains("not compatible with bulbul:v3"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn the_old_field_name_and_a_text_sample_rate_are_refused() {
+    let mock = MockSarvam::start(KEY).await;
+    let url = mock.base_url().join("text-to-speech").expect("a URL");
+    let old = json!({"text": "नमस्ते", "target_language_code": "hi-IN", "speaker": "shubh", "model": "bulbul:v3"});
+    let answer =
+        reqwest::Client::new().post(url).header("api-subscription-key", KEY).json(&old).send().await.expect("sent");
+    assert_eq!(answer.status(), 422);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "unprocessable_entity_error", "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("language_code")), "{body}");
+    assert!(body["error"]["request_id"].is_string(), "{body}");
+
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let mut ws = mock.base_url().join("text-to-speech/ws?model=bulbul:v3").expect("a URL");
+    ws.set_scheme("ws").expect("ws");
+    let mut request = ws.as_str().into_client_request().expect("a request");
+    request.headers_mut().insert("api-subscription-key", KEY.parse().expect("a header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connects");
+    let config = json!({"type": "config", "data": {"language_code": "hi-IN", "speaker": "shubh", "speech_sample_rate": "24000"}});
+    futures_util::SinkExt::send(&mut socket, Message::text(config.to_string())).await.expect("sent");
+    let answer = socket.next().await.expect("an answer").expect("a message");
+    let answer: Value = serde_json::from_str(answer.to_text().expect("text")).expect("JSON");
+    assert_eq!((answer["type"].as_str(), answer["data"]["code"].as_u64()), (Some("error"), Some(422)), "{answer}");
+    assert!(answer["data"]["message"].as_str().is_some_and(|m| m.contains("valid integer")), "{answer}");
+}
+
+#[tokio::test]
+async fn segments_sarvam_closes_on_its_own_are_words_heard_while_the_caller_speaks() {
+    let mock = MockSarvam::start(KEY).await;
+    mock.self_segment_after(Duration::from_millis(200));
+    mock.stt_answers(["एक", "दो", "तीन"]);
+    let stt = stt(&mock, Transport::Streaming, KEY);
+    let mut utterance = stt.start("hi-IN").await.expect("started");
+    let mut heard = Vec::new();
+    let mut clock = tokio::time::interval(Duration::from_millis(20));
+    for piece in speech(0.5).chunks(320) {
+        clock.tick().await;
+        utterance.push(piece).await.expect("pushed");
+        heard.extend(utterance.partial());
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while heard.last().map(String::as_str) != Some("एक दो") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        heard.extend(utterance.partial());
+    }
+    assert_eq!(heard, ["एक", "एक दो"], "each segment's words once, as they came");
+    assert_eq!(utterance.finish().await.expect("a transcript").text, "एक दो तीन");
 }

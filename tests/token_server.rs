@@ -40,7 +40,7 @@ fn now() -> usize {
 #[tokio::test]
 async fn a_token_grants_one_fresh_room_and_nothing_more() {
     let server = TokenServer::start(settings(&[("TOKEN_TTL_SECS", "900")])).await;
-    let request = json!({"agentId": "clinic-hi", "language": "hi-IN", "voice": "vidya", "userName": "  Priya Sharma "});
+    let request = json!({"agentId": "clinic-hi", "language": "hi-IN", "voice": "neha", "userName": "  Priya Sharma "});
     let (status, _, body) = post(&server, "/api/token", request.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["livekitUrl"], "ws://127.0.0.1:7880", "as configured, without a trailing slash");
@@ -65,7 +65,7 @@ async fn a_token_grants_one_fresh_room_and_nothing_more() {
     assert!(!claims.video.agent && !claims.video.hidden && !claims.video.recorder && !claims.video.ingress_admin);
     assert_eq!(claims.video.can_update_own_metadata, Some(false));
     let metadata: Value = serde_json::from_str(&claims.metadata).expect("metadata is JSON");
-    assert_eq!(metadata, json!({"agentId": "clinic-hi", "language": "hi-IN", "voice": "vidya"}));
+    assert_eq!(metadata, json!({"agentId": "clinic-hi", "language": "hi-IN", "voice": "neha"}));
     assert!(claims.room_config.is_none(), "no explicit dispatch without AGENT_NAME");
     assert!(claims.nbf <= now() && claims.exp > now() + 890 && claims.exp <= now() + 900, "15 minute TTL");
 
@@ -84,7 +84,7 @@ async fn defaults_fill_in_what_the_caller_leaves_out() {
     let metadata: Value = serde_json::from_str(&claims.metadata).expect("JSON");
     assert_eq!(
         metadata,
-        json!({"agentId": "default", "language": "en-IN", "voice": "anushka"}),
+        json!({"agentId": "default", "language": "en-IN", "voice": "ritu"}),
         "the default profile's choices"
     );
 }
@@ -92,7 +92,7 @@ async fn defaults_fill_in_what_the_caller_leaves_out() {
 #[tokio::test]
 async fn a_named_agent_is_dispatched_explicitly_with_the_same_metadata() {
     let server = TokenServer::start(settings(&[("AGENT_NAME", "receptionist")])).await;
-    let request = json!({"agentId": "realestate-en", "language": "en-IN", "voice": "karun", "userName": "Ravi"});
+    let request = json!({"agentId": "realestate-en", "language": "en-IN", "voice": "aditya", "userName": "Ravi"});
     let (status, _, body) = post(&server, "/api/token", request.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let claims = verify(body["token"].as_str().expect("token"));
@@ -128,7 +128,7 @@ async fn bad_requests_are_refused_naming_the_field() {
     let cases: Vec<(String, StatusCode, &str, Option<&str>)> = vec![
         (json!({"language": "fr-FR"}).to_string(), StatusCode::BAD_REQUEST, "unsupported_language", Some("language")),
         (
-            json!({"language": "hi-IN", "voice": "shubh"}).to_string(),
+            json!({"language": "hi-IN", "voice": "arya"}).to_string(),
             StatusCode::BAD_REQUEST,
             "unsupported_voice",
             Some("voice"),
@@ -263,16 +263,37 @@ async fn catalog_endpoints_describe_languages_agents_and_profiles() {
     let list = languages["languages"].as_array().expect("languages");
     assert_eq!(list.len(), 11);
     let hindi = list.iter().find(|l| l["code"] == "hi-IN").expect("Hindi");
-    assert!(hindi["voices"].as_array().expect("voices").iter().any(|v| v["id"] == "arya" && v["gender"] == "female"));
+    let hindi_voices = hindi["voices"].as_array().expect("voices");
+    assert!(hindi_voices.iter().any(|v| v["id"] == "ritu" && v["gender"] == "female"), "{hindi}");
+    assert_eq!(hindi_voices.len(), 37, "bulbul:v3, the default model, has 37 voices");
     assert_eq!(
         (languages["defaultLanguage"].as_str(), languages["defaultVoice"].as_str()),
-        (Some("hi-IN"), Some("arya"))
+        (Some("hi-IN"), Some("shubh"))
+    );
+    assert_eq!(
+        (languages["ttsProvider"].as_str(), languages["ttsModel"].as_str()),
+        (Some("sarvam"), Some("bulbul:v3"))
     );
     let (_, for_agent) = get(&server, "/api/languages?agentId=realestate-en").await;
     assert_eq!(
         (for_agent["defaultLanguage"].as_str(), for_agent["defaultVoice"].as_str()),
-        (Some("en-IN"), Some("karun"))
+        (Some("en-IN"), Some("rahul"))
     );
+    // Another provider's voices, in the languages every provider of the agent speaks.
+    let (_, hotel) = get(&server, "/api/languages?agentId=hotel-en").await;
+    assert_eq!(hotel["ttsProvider"], "elevenlabs", "{hotel}");
+    let codes: Vec<&str> =
+        hotel["languages"].as_array().expect("languages").iter().filter_map(|l| l["code"].as_str()).collect();
+    assert_eq!(codes, ["hi-IN", "en-IN"], "Deepgram and ElevenLabs share these with Sarvam");
+    assert!(
+        hotel["voices"]
+            .as_array()
+            .expect("voices")
+            .iter()
+            .any(|v| v["id"] == "EXAVITQu4vr4xnSDxMaL" && v["name"] == "Sarah")
+    );
+    let (_, openai) = get(&server, "/api/languages?agentId=insurance-hi").await;
+    assert!(openai["voices"].as_array().expect("voices").iter().any(|v| v["id"] == "coral"), "{openai}");
     let (status, _) = get(&server, "/api/languages?agentId=ghost").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -287,7 +308,7 @@ async fn catalog_endpoints_describe_languages_agents_and_profiles() {
 
     let (status, profile) = get(&server, "/api/config/clinic-hi").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((profile["language"].as_str(), profile["voice"].as_str()), (Some("hi-IN"), Some("manisha")));
+    assert_eq!((profile["language"].as_str(), profile["voice"].as_str()), (Some("hi-IN"), Some("priya")));
     let (status, error) = get(&server, "/api/config/ghost").await;
     assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_agent")));
 }
@@ -387,7 +408,7 @@ async fn the_profile_is_public_in_part_and_whole_only_with_the_admin_token() {
         assert!(public[field].is_string(), "`{field}` is public: {public}");
     }
     assert!(public["languages"].as_array().is_some_and(|l| l.iter().any(|c| c == "hi-IN")), "{public}");
-    assert!(public["voices"].as_array().is_some_and(|v| v.iter().any(|v| v["id"] == "vidya")), "{public}");
+    assert!(public["voices"].as_array().is_some_and(|v| v.iter().any(|v| v["id"] == "neha")), "{public}");
     for field in ["system_prompt", "llm", "stt", "tts", "turn", "lead_fields", "apology"] {
         assert!(public.get(field).is_none(), "`{field}` is not for everyone: {public}");
     }
@@ -406,7 +427,7 @@ async fn the_profile_is_public_in_part_and_whole_only_with_the_admin_token() {
         .await
         .expect("JSON");
     assert!(full["system_prompt"].as_str().is_some_and(|p| p.len() > 400), "{full}");
-    assert_eq!(full["tts"]["model"], "bulbul:v2");
+    assert_eq!(full["tts"][0]["model"], "bulbul:v3");
     let wrong = client.get(&url).bearer_auth("a-long-admin-token-1235").send().await.expect("reachable");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "a wrong token is refused, not downgraded");
 

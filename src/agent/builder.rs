@@ -157,15 +157,7 @@ impl Default for AgentBuilder {
             llm: None,
             chat: ChatSettings { model: String::new(), temperature: 0.7, max_tokens: 300 },
             tts: None,
-            voice: SpeechRequest {
-                text: String::new(),
-                language: "en-IN".into(),
-                voice: String::new(),
-                model: String::new(),
-                pace: 1.0,
-                pitch: 0.0,
-                loudness: 1.0,
-            },
+            voice: SpeechRequest { text: String::new(), language: "en-IN".into(), voice: String::new() },
             instructions: "You are a helpful voice assistant. Answer briefly, in plain spoken sentences.".into(),
             greeting: String::new(),
             apology: "Sorry, I'm having a little trouble on my side. Could you say that once more?".into(),
@@ -218,8 +210,8 @@ impl AgentBuilder {
         self
     }
 
-    /// Every synthesis setting at once (model, pace, pitch, loudness), for providers that take
-    /// them.
+    /// The language and voice at once (model, pace and the like are the provider's own
+    /// options).
     pub fn voice(mut self, voice: SpeechRequest) -> Self {
         self.voice = voice;
         self

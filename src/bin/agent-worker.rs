@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use voice_agent::config::{LlmProvider, Role, Settings, Sources, redact_url};
+use voice_agent::config::{Role, Settings, Sources, redact_url};
 use voice_agent::devserver::{self, DevServer, DevServerConfig};
 use voice_agent::livekit::room::{self, ConnectOptions};
 use voice_agent::livekit::{loopback, peer, token};
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
+use voice_agent::providers::startup;
 use voice_agent::records::{Outbox, OutboxConfig, Tally};
 use voice_agent::web::{self, AppState};
 use voice_agent::worker::{self as agents, AgentSession, LoopbackSession, Worker, WorkerConfig};
@@ -81,7 +82,8 @@ async fn main() -> anyhow::Result<()> {
             let settings = Arc::new(settings);
             let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
             let outbox = open_outbox(&settings).await?;
-            let worker = worker(&settings, profiles, settings.worker.drain_timeout, outbox.clone());
+            let session = session(&settings, &profiles, outbox.clone(), Strictness::Start).await?;
+            let worker = worker(&settings, profiles, settings.worker.drain_timeout, session);
             let health = bind(
                 SocketAddr::new(settings.worker.health_host, settings.worker.health_port),
                 "HEALTH_HOST, HEALTH_PORT",
@@ -225,7 +227,8 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
         bind(SocketAddr::new(settings.worker.health_host, settings.worker.health_port), "HEALTH_HOST, HEALTH_PORT")
             .await?;
     let outbox = open_outbox(&settings).await?;
-    let worker = worker(&settings, profiles, settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), outbox.clone());
+    let session = session(&settings, &profiles, outbox.clone(), Strictness::Dev).await?;
+    let worker = worker(&settings, profiles, settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session);
     let result = run_worker(worker, health).await;
     outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
     let _ = web_stop.send(());
@@ -246,7 +249,12 @@ async fn open_outbox(settings: &Settings) -> anyhow::Result<Outbox> {
         .with_context(|| format!("cannot open the call record spool {} (SPOOL_DIR)", n8n.spool_dir.display()))
 }
 
-fn worker(settings: &Settings, profiles: Arc<ProfileStore>, drain_timeout: Duration, outbox: Outbox) -> Worker {
+fn worker(
+    settings: &Settings,
+    profiles: Arc<ProfileStore>,
+    drain_timeout: Duration,
+    session: Arc<dyn AgentSession>,
+) -> Worker {
     let config = WorkerConfig {
         livekit_url: settings.livekit.url.to_string(),
         api_key: settings.livekit.api_key.clone(),
@@ -258,31 +266,72 @@ fn worker(settings: &Settings, profiles: Arc<ProfileStore>, drain_timeout: Durat
         },
         drain_timeout,
     };
-    Worker::new(config, profiles, session(settings, outbox))
+    Worker::new(config, profiles, session)
 }
 
-/// The voice agent when its providers' keys are set (always, for `start`: settings require
-/// them); otherwise, in `dev`, an agent that echoes, so the page and the room can still be tried.
-fn session(settings: &Settings, outbox: Outbox) -> Arc<dyn AgentSession> {
-    let providers = &settings.providers;
-    let (llm_key, llm_name) = match settings.defaults.llm_provider {
-        LlmProvider::Groq => (&providers.groq_api_key, "GROQ_API_KEY"),
-        LlmProvider::OpenAi => (&providers.openai_api_key, "OPENAI_API_KEY"),
-    };
-    let missing: Vec<&str> = [(providers.sarvam_api_key.is_none(), "SARVAM_API_KEY"), (llm_key.is_none(), llm_name)]
-        .into_iter()
-        .filter_map(|(missing, name)| missing.then_some(name))
-        .collect();
-    if missing.is_empty() {
-        Arc::new(PipelineSession::new(providers.clone(), reqwest::Client::new(), outbox))
-    } else {
-        tracing::warn!(
-            "{} not set: the agent will only echo what it hears; set them in .env to talk with it",
-            missing.join(" and ")
-        );
-        Arc::new(LoopbackSession)
-    }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// `start`: every local profile must be able to run, or the worker does not start.
+    Start,
+    /// `dev`: problems are warnings; without the default profile's keys the agent echoes.
+    Dev,
 }
+
+/// The voice agent, once the providers of every local profile (each can be dispatched) have
+/// their keys and the chat models they name exist; in `dev` without the default profile's
+/// keys, an agent that echoes, so the page and the room can still be tried.
+async fn session(
+    settings: &Settings,
+    profiles: &ProfileStore,
+    outbox: Outbox,
+    strictness: Strictness,
+) -> anyhow::Result<Arc<dyn AgentSession>> {
+    let providers = &settings.providers;
+    let local: Vec<_> = profiles.local_profiles().map(|profile| (profile.id.as_str(), profile.chains())).collect();
+    let missing = startup::keys(local.iter().copied(), providers);
+    if strictness == Strictness::Dev {
+        let default_missing = local
+            .iter()
+            .filter(|(id, _)| *id == DEFAULT_PROFILE)
+            .flat_map(|(id, chains)| voice_agent::providers::missing_keys(*chains, providers, id))
+            .collect::<Vec<_>>();
+        if !default_missing.is_empty() {
+            tracing::warn!(
+                "{}: the agent will only echo what it hears; set the keys in .env to talk with it",
+                default_missing.join("; ")
+            );
+            return Ok(Arc::new(LoopbackSession));
+        }
+        for problem in &missing {
+            tracing::warn!("{problem}; calls to that agent will fail");
+        }
+    }
+    let http = reqwest::Client::new();
+    let ready: Vec<_> = local
+        .iter()
+        .copied()
+        .filter(|(id, chains)| voice_agent::providers::missing_keys(*chains, providers, id).is_empty())
+        .collect();
+    let readiness = startup::check_models(ready, providers, &http).await;
+    for warning in &readiness.warnings {
+        tracing::warn!("{warning}");
+    }
+    let mut problems = readiness.problems;
+    if strictness == Strictness::Start {
+        problems.splice(0..0, missing);
+        if !problems.is_empty() {
+            bail!("the agent profiles' providers are not ready:\n  - {}", problems.join("\n  - "));
+        }
+    } else {
+        for problem in &problems {
+            tracing::warn!("{problem}");
+        }
+    }
+    Ok(Arc::new(PipelineSession::new(providers.clone(), http, outbox)))
+}
+
+/// The profile a call gets when it names no agent.
+const DEFAULT_PROFILE: &str = "default";
 
 /// Runs the worker with its health endpoint until it has drained. The first SIGTERM or SIGINT
 /// drains; a second exits at once.

@@ -52,7 +52,7 @@ impl Sources {
         figment = figment.merge(Layer::new("environment", env));
 
         let mut entries = BTreeMap::new();
-        for setting in SETTINGS {
+        for setting in SETTINGS.iter() {
             let key = setting.name.to_ascii_lowercase();
             let Ok(value) = figment.find_value(&key) else { continue };
             let origin =

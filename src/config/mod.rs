@@ -10,6 +10,7 @@ mod redact;
 mod secret;
 mod spec;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +23,9 @@ pub use secret::Secret;
 pub use spec::{SETTINGS, SettingSpec};
 
 use crate::devserver::{DEV_API_KEY, DEV_API_SECRET};
-use crate::providers::tts::catalog;
+use crate::providers::catalog;
+use crate::providers::registry::{self, Kind, VENDORS};
+use crate::providers::usage::PriceTable;
 use reader::Reader;
 
 /// Which program is starting; it decides which settings are required.
@@ -44,37 +47,6 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LlmProvider {
-    Groq,
-    OpenAi,
-}
-
-impl LlmProvider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Groq => "groq",
-            Self::OpenAi => "openai",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value.to_ascii_lowercase().as_str() {
-            "groq" => Some(Self::Groq),
-            "openai" => Some(Self::OpenAi),
-            _ => None,
-        }
-    }
-
-    /// The model used when neither the profile nor `LLM_MODEL` names one.
-    pub fn default_model(self) -> &'static str {
-        match self {
-            Self::Groq => "llama-3.3-70b-versatile",
-            Self::OpenAi => "gpt-4o-mini",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
@@ -92,14 +64,31 @@ pub struct LiveKitSettings {
     pub api_secret: Secret,
 }
 
+/// A provider vendor's account: its key (unset until a profile needs it) and endpoint.
 #[derive(Debug, Clone)]
+pub struct ProviderAccount {
+    pub api_key: Option<Secret>,
+    pub base_url: Url,
+}
+
+/// Every provider vendor's account (`SARVAM_API_KEY`, `DEEPGRAM_BASE_URL`, ...), by vendor
+/// name, and the operator's prices.
+#[derive(Debug, Clone, Default)]
 pub struct ProviderSettings {
-    pub sarvam_api_key: Option<Secret>,
-    pub sarvam_base_url: Url,
-    pub groq_api_key: Option<Secret>,
-    pub groq_base_url: Url,
-    pub openai_api_key: Option<Secret>,
-    pub openai_base_url: Url,
+    accounts: BTreeMap<String, ProviderAccount>,
+    pub prices: PriceTable,
+}
+
+impl ProviderSettings {
+    pub fn account(&self, vendor: &str) -> Option<&ProviderAccount> {
+        self.accounts.get(vendor)
+    }
+
+    /// These settings with `vendor`'s account set.
+    pub fn with_account(mut self, vendor: &str, api_key: Option<Secret>, base_url: Url) -> Self {
+        self.accounts.insert(vendor.to_owned(), ProviderAccount { api_key, base_url });
+        self
+    }
 }
 
 /// What a profile gets for anything it leaves out.
@@ -107,7 +96,8 @@ pub struct ProviderSettings {
 pub struct ProfileDefaults {
     pub language: String,
     pub voice: String,
-    pub llm_provider: LlmProvider,
+    /// A chat provider of the registry.
+    pub llm_provider: String,
     pub llm_model: String,
 }
 
@@ -235,21 +225,34 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
     let fallback = if role == Role::Dev { DEV_LIVEKIT_URL } else { "ws://unset.invalid" };
     let url = livekit_url.unwrap_or_else(|| Url::parse(fallback).expect("a constant, valid URL"));
 
-    let llm_provider = r.choice("LLM_PROVIDER", LlmProvider::parse, "groq or openai").unwrap_or(LlmProvider::Groq);
-    let llm_model = r.string("LLM_MODEL", false).unwrap_or_else(|| llm_provider.default_model().to_owned());
+    let chat_providers = format!("one of {}", registry::names(Kind::Llm).replace(", ", " or "));
+    let llm_provider = r
+        .choice(
+            "LLM_PROVIDER",
+            |v| Some(v.to_ascii_lowercase()).filter(|v| registry::exists(Kind::Llm, v)),
+            &chat_providers,
+        )
+        .unwrap_or_else(|| registry::default_provider(Kind::Llm).to_owned());
+    let llm_model = r.string("LLM_MODEL", false).unwrap_or_else(|| {
+        registry::chat(&llm_provider).map(|chat| chat.default_model()).unwrap_or_default().to_owned()
+    });
     let language = r.string("DEFAULT_LANGUAGE", true).unwrap_or_default();
     let voice = r.string("DEFAULT_VOICE", true).unwrap_or_default();
-    if catalog::language(&language).is_none() {
-        r.problem(
-            "DEFAULT_LANGUAGE",
-            format!("`{language}` is not a supported language; use one of {}", catalog::language_codes()),
-        );
-    } else if !catalog::offers_voice(catalog::DEFAULT_TTS_MODEL, &language, &voice) {
-        let offered = catalog::voice_names(catalog::DEFAULT_TTS_MODEL, &language);
-        r.problem(
-            "DEFAULT_VOICE",
-            format!("`{voice}` is not a {} voice for {language}; use one of {offered}", catalog::DEFAULT_TTS_MODEL),
-        );
+    if let Err(why) = catalog::check_default_voice(&language, &voice) {
+        let name = if catalog::language(&language).is_none() { "DEFAULT_LANGUAGE" } else { "DEFAULT_VOICE" };
+        r.problem(name, why);
+    }
+    let mut providers = ProviderSettings::default();
+    for vendor in VENDORS {
+        let account = vendor.account();
+        let key = r.secret(account.key_setting, false);
+        providers = providers.with_account(vendor.name(), key, r.base_url(account.base_url_setting));
+    }
+    if let Some(text) = r.string("PRICES", false) {
+        match PriceTable::parse(&text) {
+            Ok(prices) => providers.prices = prices,
+            Err(problems) => r.problem("PRICES", problems.join("; ")),
+        }
     }
 
     let agent_name = r.string("AGENT_NAME", false).unwrap_or_default();
@@ -266,15 +269,8 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             api_secret: api_secret.unwrap_or_else(|| Secret::new("")),
         },
         agent_name,
-        // A worker in production must be able to talk; `dev` echoes instead when keys are missing.
-        providers: ProviderSettings {
-            sarvam_api_key: r.secret("SARVAM_API_KEY", role == Role::Worker),
-            sarvam_base_url: r.base_url("SARVAM_BASE_URL"),
-            groq_api_key: r.secret("GROQ_API_KEY", role == Role::Worker && llm_provider == LlmProvider::Groq),
-            groq_base_url: r.base_url("GROQ_BASE_URL"),
-            openai_api_key: r.secret("OPENAI_API_KEY", role == Role::Worker && llm_provider == LlmProvider::OpenAi),
-            openai_base_url: r.base_url("OPENAI_BASE_URL"),
-        },
+        // Keys are required by the profiles that use them, which the worker checks at start.
+        providers,
         defaults: ProfileDefaults { language, voice, llm_provider, llm_model },
         n8n: N8nSettings {
             base_url: r.url("N8N_BASE_URL", &["http", "https"], role == Role::Deliver),

@@ -1,7 +1,12 @@
 //! Every setting the product reads: its name, built-in default, and what it is for.
 //!
 //! One table serves the defaults layer, the check for unknown keys in a config file, and the
-//! tests that keep `.env.example` and the README in step with the code.
+//! tests that keep `.env.example` and the README in step with the code. Each provider's key
+//! and endpoint settings come from the provider registry, so a new provider brings its own.
+
+use std::sync::LazyLock;
+
+use crate::providers::registry::VENDORS;
 
 /// One setting. Names are the environment variable names; a TOML config file uses the same
 /// names in lower case.
@@ -23,7 +28,19 @@ const fn secret(name: &'static str, doc: &'static str) -> SettingSpec {
     SettingSpec { name, default: None, secret: true, doc }
 }
 
-pub const SETTINGS: &[SettingSpec] = &[
+/// Every setting: the deployment's, then each provider's key and endpoint, then the rest.
+pub static SETTINGS: LazyLock<Vec<SettingSpec>> = LazyLock::new(|| {
+    let providers = VENDORS.iter().flat_map(|vendor| {
+        let account = vendor.account();
+        [
+            secret(account.key_setting, account.key_doc),
+            setting(account.base_url_setting, Some(account.default_base_url), account.base_url_doc),
+        ]
+    });
+    HEAD.iter().copied().chain(providers).chain(TAIL.iter().copied()).collect()
+});
+
+const HEAD: &[SettingSpec] = &[
     setting(
         "LIVEKIT_URL",
         None,
@@ -41,26 +58,26 @@ pub const SETTINGS: &[SettingSpec] = &[
         Some(""),
         "Name the worker registers under; empty means it is dispatched to every new room automatically.",
     ),
-    secret(
-        "SARVAM_API_KEY",
-        "Sarvam AI subscription key for speech-to-text and text-to-speech; `agent-worker start` requires it (`dev` without it only echoes).",
+];
+
+const TAIL: &[SettingSpec] = &[
+    setting(
+        "PRICES",
+        None,
+        "Prices for usage estimates, over the providers' list prices: kind:provider:model=USD, comma-separated (e.g. stt:deepgram:nova-3=0.0077 per minute, tts:…=per million characters, llm:…=prompt/completion per million tokens).",
     ),
-    setting("SARVAM_BASE_URL", Some("https://api.sarvam.ai"), "Sarvam API endpoint (override for a proxy or a mock)."),
-    secret("GROQ_API_KEY", "Groq API key; `agent-worker start` requires it when LLM_PROVIDER=groq."),
-    setting("GROQ_BASE_URL", Some("https://api.groq.com/openai/v1"), "Groq OpenAI-compatible endpoint."),
-    secret(
-        "OPENAI_API_KEY",
-        "OpenAI API key; `agent-worker start` requires it when LLM_PROVIDER=openai (or a profile uses openai).",
-    ),
-    setting("OPENAI_BASE_URL", Some("https://api.openai.com/v1"), "OpenAI endpoint (or any OpenAI-compatible server)."),
     setting("LLM_PROVIDER", Some("groq"), "Default chat model provider for profiles that name none: groq or openai."),
     setting(
         "LLM_MODEL",
         None,
-        "Default chat model; unset means llama-3.3-70b-versatile on Groq, gpt-4o-mini on OpenAI.",
+        "Default chat model of LLM_PROVIDER; unset means openai/gpt-oss-120b on Groq, gpt-4.1-mini on OpenAI.",
     ),
     setting("DEFAULT_LANGUAGE", Some("hi-IN"), "Language used when neither the caller nor the profile picks one."),
-    setting("DEFAULT_VOICE", Some("arya"), "TTS voice used when neither the caller nor the profile picks one."),
+    setting(
+        "DEFAULT_VOICE",
+        Some("shubh"),
+        "Sarvam voice used when neither the caller nor the profile picks one; a bulbul:v2 voice (arya, ...) makes bulbul:v2 the default model.",
+    ),
     setting("N8N_BASE_URL", None, "Base URL of n8n (e.g. https://n8n.example.com); unset means local profiles only."),
     setting(
         "N8N_WEBHOOK_AGENT_CONFIG",

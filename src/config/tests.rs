@@ -28,14 +28,18 @@ fn built_in_defaults_apply_when_nothing_is_set() {
     let settings = load(&Sources { env: env(LIVEKIT), ..Sources::default() }).expect("valid");
     assert_eq!(settings.web.port, 3000);
     assert_eq!(settings.defaults.language, "hi-IN");
-    assert_eq!(settings.defaults.voice, "arya");
-    assert_eq!(settings.defaults.llm_provider, LlmProvider::Groq);
-    assert_eq!(settings.defaults.llm_model, "llama-3.3-70b-versatile");
+    assert_eq!(settings.defaults.voice, "shubh");
+    assert_eq!(settings.defaults.llm_provider, "groq");
+    assert_eq!(settings.defaults.llm_model, "openai/gpt-oss-120b");
     assert_eq!(settings.n8n.agent_config_path, "/webhook/agent-config");
     assert_eq!(settings.n8n.lead_capture_path, "/webhook/lead-capture");
     assert!(settings.n8n.base_url.is_none());
     assert_eq!(settings.agent_name, "");
-    assert_eq!(settings.providers.groq_base_url.as_str(), "https://api.groq.com/openai/v1");
+    let groq = settings.providers.account("groq").expect("groq's settings");
+    assert_eq!(groq.base_url.as_str(), "https://api.groq.com/openai/v1");
+    let deepgram = settings.providers.account("deepgram").expect("deepgram's settings");
+    assert_eq!(deepgram.base_url.as_str(), "https://api.deepgram.com/");
+    assert!(deepgram.api_key.is_none());
     assert_eq!(settings.livekit.public_url, settings.livekit.url);
 }
 
@@ -57,8 +61,8 @@ fn later_layers_win_file_then_dotenv_then_environment() {
     assert_eq!(settings.web.port, 6000, "environment beats .env and file");
     assert_eq!(settings.defaults.voice, "karun", ".env beats default");
     assert_eq!(settings.defaults.language, "ta-IN", "file beats default");
-    assert_eq!(settings.defaults.llm_provider, LlmProvider::OpenAi);
-    assert_eq!(settings.defaults.llm_model, "gpt-4o-mini", "model default follows the provider");
+    assert_eq!(settings.defaults.llm_provider, "openai");
+    assert_eq!(settings.defaults.llm_model, "gpt-4.1-mini", "model default follows the provider");
     assert_eq!(settings.web.cors_origins, ["https://a.example", "https://b.example"]);
 }
 
@@ -101,7 +105,7 @@ fn every_problem_is_reported_at_once_by_name() {
     let message = error.to_string();
     assert!(message.contains("unknown setting `livekit_ulr`"), "{message}");
     assert!(message.contains("`70000` (from environment)"), "{message}");
-    assert!(message.contains("groq or openai"), "{message}");
+    assert!(message.contains("one of groq or openai"), "{message}");
     assert!(message.starts_with(&format!("the configuration has {} problems:", error.problems.len())));
 }
 
@@ -118,16 +122,47 @@ fn secrets_are_never_echoed_or_debug_printed() {
     let settings = load(&sources).expect("valid");
     let debug = format!("{settings:?}");
     assert!(!debug.contains("gsk_live_abc") && !debug.contains("top-secret-value"), "{debug}");
-    assert_eq!(settings.providers.groq_api_key.as_ref().map(Secret::expose), Some("gsk_live_abc"));
+    let groq = settings.providers.account("groq").and_then(|account| account.api_key.as_ref());
+    assert_eq!(groq.map(Secret::expose), Some("gsk_live_abc"));
 }
 
 #[test]
 fn a_voice_must_exist_for_the_default_language() {
-    let sources = Sources { env: env(&[LIVEKIT, &[("DEFAULT_VOICE", "shubh")]].concat()), ..Sources::default() };
-    let error = load(&sources).expect_err("v3 voice with v2 model");
+    let sources = Sources { env: env(&[LIVEKIT, &[("DEFAULT_VOICE", "alloy")]].concat()), ..Sources::default() };
+    let error = load(&sources).expect_err("not a Sarvam voice");
     assert_eq!(error.problems.len(), 1, "{error}");
     assert_eq!(error.problems[0].name, "DEFAULT_VOICE");
-    assert!(error.problems[0].why.contains("anushka"), "lists the voices on offer: {error}");
+    assert!(
+        error.problems[0].why.contains("anushka") && error.problems[0].why.contains("shubh"),
+        "lists the voices on offer: {error}"
+    );
+    let sources = Sources { env: env(&[LIVEKIT, &[("DEFAULT_VOICE", "arya")]].concat()), ..Sources::default() };
+    assert_eq!(load(&sources).expect("a bulbul:v2 voice still serves").defaults.voice, "arya");
+}
+
+#[test]
+fn every_provider_has_its_key_and_endpoint_and_prices_are_checked() {
+    let sources = Sources {
+        env: env(&[
+            LIVEKIT,
+            &[
+                ("ELEVENLABS_API_KEY", "el-key"),
+                ("ELEVENLABS_BASE_URL", "http://127.0.0.1:9/el/"),
+                ("PRICES", "stt:deepgram:nova-3=0.01,llm:groq:openai/gpt-oss-120b=0.1/0.5"),
+            ],
+        ]
+        .concat()),
+        ..Sources::default()
+    };
+    let settings = load(&sources).expect("valid");
+    let elevenlabs = settings.providers.account("elevenlabs").expect("its settings");
+    assert_eq!(elevenlabs.api_key.as_ref().map(Secret::expose), Some("el-key"));
+    assert_eq!(elevenlabs.base_url.as_str(), "http://127.0.0.1:9/el");
+    assert!(settings.providers.prices.get(crate::providers::registry::Kind::Stt, "deepgram", "nova-3").is_some());
+    let sources = Sources { env: env(&[LIVEKIT, &[("PRICES", "stt:whisper:x=1")]].concat()), ..Sources::default() };
+    let error = load(&sources).expect_err("an unknown provider");
+    assert_eq!(error.problems[0].name, "PRICES");
+    assert!(error.problems[0].why.contains("`whisper` is not a speech-to-text provider"), "{error}");
 }
 
 #[test]
@@ -156,13 +191,14 @@ fn base_urls_lose_their_trailing_slash() {
         ..Sources::default()
     };
     let settings = load(&sources).expect("valid");
-    assert_eq!(settings.providers.openai_base_url.as_str(), "http://127.0.0.1:9000/v1");
+    let openai = settings.providers.account("openai").expect("openai's settings");
+    assert_eq!(openai.base_url.as_str(), "http://127.0.0.1:9000/v1");
 }
 
 #[test]
 fn env_example_documents_every_setting() {
     let example = include_str!("../../.env.example");
-    for setting in SETTINGS {
+    for setting in SETTINGS.iter() {
         let line = format!("\n{}=", setting.name);
         let position = example.find(&line).unwrap_or_else(|| panic!(".env.example lacks {}", setting.name));
         let before = &example[..position];
@@ -174,7 +210,7 @@ fn env_example_documents_every_setting() {
 #[test]
 fn readme_lists_every_setting() {
     let readme = include_str!("../../README.md");
-    for setting in SETTINGS {
+    for setting in SETTINGS.iter() {
         assert!(readme.contains(&format!("| `{}` |", setting.name)), "README's settings table lacks {}", setting.name);
     }
 }
@@ -199,12 +235,8 @@ fn dev_embeds_livekit_unless_pointed_at_a_real_one_which_needs_real_keys() {
     let error = Settings::load(&sources, Role::Dev).expect_err("a real server needs its keys");
     let names: Vec<_> = error.problems.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]);
-    let error = Settings::load(&Sources { env: env(LIVEKIT), ..Sources::default() }, Role::Worker)
-        .expect_err("a worker needs its providers");
-    let names: Vec<_> = error.problems.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["SARVAM_API_KEY", "GROQ_API_KEY"]);
-    let keys = [LIVEKIT, &[("SARVAM_API_KEY", "s"), ("GROQ_API_KEY", "g")]].concat();
-    let worker = Settings::load(&Sources { env: env(&keys), ..Sources::default() }, Role::Worker).expect("valid");
+    // Provider keys are the profiles' business, checked when the worker starts.
+    let worker = Settings::load(&Sources { env: env(LIVEKIT), ..Sources::default() }, Role::Worker).expect("valid");
     assert_eq!(
         (worker.worker.max_jobs, worker.worker.load_threshold, worker.worker.health_port),
         (100, Some(0.75), 8081)

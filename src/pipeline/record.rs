@@ -10,9 +10,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::metrics::TurnMetrics;
+use crate::providers::usage::UsageSummary;
 use crate::worker::EndReason;
 
-pub const RECORD_VERSION: u32 = 1;
+/// 2 added `usage`.
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CallRecord {
@@ -35,6 +37,8 @@ pub struct CallRecord {
     pub lead_missing: Vec<String>,
     pub latency: LatencySummary,
     pub turns: Vec<TurnMetrics>,
+    /// What each provider and model was used for, and the estimated cost.
+    pub usage: UsageSummary,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

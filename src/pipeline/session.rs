@@ -13,6 +13,7 @@ use crate::agent::{Agent, AgentHooks, CallSummary, Limits, TurnOptions};
 use crate::config::ProviderSettings;
 use crate::profiles::AgentProfile;
 use crate::providers::tts::SpeechRequest;
+use crate::providers::usage::UsageMeter;
 use crate::records::Outbox;
 use crate::worker::{AgentSession, CallChoice, EndReason, JobContext};
 
@@ -35,20 +36,20 @@ impl PipelineSession {
         let profile = &context.profile;
         let choice = &context.choice;
         let providers = for_profile(&self.providers, profile, &self.http)?;
-        let voice = SpeechRequest {
-            text: String::new(),
-            language: choice.language.clone(),
-            voice: choice.voice.clone(),
-            model: profile.tts.model.clone(),
-            pace: profile.tts.pace,
-            pitch: profile.tts.pitch,
-            loudness: profile.tts.loudness,
+        let voice =
+            SpeechRequest { text: String::new(), language: choice.language.clone(), voice: choice.voice.clone() };
+        let records = RecordKeeper {
+            outbox: self.outbox.clone(),
+            profile: profile.clone(),
+            choice: choice.clone(),
+            usage: providers.usage,
         };
-        let records = RecordKeeper { outbox: self.outbox.clone(), profile: profile.clone(), choice: choice.clone() };
+        // Each chat provider of the chain asks for its own model; this names the first's.
+        let model = profile.llm.providers.first().and_then(|p| p.options.get("model")).and_then(|m| m.as_str());
         Agent::builder()
             .agent_id(&profile.id)
             .speech_to_text(providers.stt, &choice.language)
-            .chat_model(providers.llm, &profile.llm.model)
+            .chat_model(providers.llm, model.unwrap_or_default())
             .chat_options(profile.llm.temperature, profile.llm.max_tokens)
             .text_to_speech(providers.tts, &choice.language, &choice.voice)
             .voice(voice)
@@ -108,6 +109,8 @@ struct RecordKeeper {
     outbox: Outbox,
     profile: Arc<AgentProfile>,
     choice: CallChoice,
+    /// What the call's providers count their usage into.
+    usage: UsageMeter,
 }
 
 impl AgentHooks for RecordKeeper {
@@ -119,6 +122,8 @@ impl AgentHooks for RecordKeeper {
                 reason = ?record.end_reason,
                 turns = record.turns.len(),
                 lead_fields = record.lead.len(),
+                cost_usd = record.usage.estimated_cost_usd,
+                usage = %usage_line(&record.usage),
                 "call ended"
             );
             keep(&self.outbox, &record).await;
@@ -145,8 +150,27 @@ impl RecordKeeper {
             lead_missing: summary.lead_missing,
             latency: LatencySummary::of(&summary.turns),
             turns: summary.turns,
+            usage: self.usage.summary(),
         }
     }
+}
+
+/// The usage of a call on one log line: `sarvam/saaras:v3 42.1s, groq/... 1200+80 tokens`.
+fn usage_line(usage: &crate::providers::usage::UsageSummary) -> String {
+    let lines: Vec<String> = usage
+        .providers
+        .iter()
+        .map(|line| {
+            let amount = match (line.audio_seconds, line.characters, line.prompt_tokens, line.completion_tokens) {
+                (Some(seconds), ..) => format!("{seconds}s"),
+                (_, Some(characters), ..) => format!("{characters} chars"),
+                (_, _, Some(prompt), Some(completion)) => format!("{prompt}+{completion} tokens"),
+                _ => String::new(),
+            };
+            format!("{}/{} {amount}", line.provider, line.model)
+        })
+        .collect();
+    lines.join(", ")
 }
 
 /// Hands the record to the outbox, which has it on disk before this returns. Should even that

@@ -6,9 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LlmProvider, ProfileDefaults};
+use crate::config::ProfileDefaults;
 use crate::pipeline::vad::{NOISE_MARGIN_RANGE, THRESHOLD_RANGE, VadConfig, VadKind};
-use crate::providers::tts::catalog;
+use crate::providers::registry::ProviderSetup;
+use crate::providers::setup::{self, Problems, SectionDefaults};
+use crate::providers::{Chains, catalog};
 
 /// A complete, validated agent profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,62 +35,33 @@ pub struct AgentProfile {
     pub limits: CallLimits,
 }
 
+/// The chat providers, first choice first (later ones serve when it fails), and the
+/// agent's sampling settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LlmOptions {
-    pub provider: String,
-    pub model: String,
+    pub providers: Vec<ProviderSetup>,
     pub temperature: f32,
     pub max_tokens: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The speech-to-text providers, first choice first, each with its checked options.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
 pub struct SttOptions {
-    /// Only `sarvam` today.
-    pub provider: String,
-    /// `saaras:v3` (default), `saaras:v2.5` or `saarika:v2.5`.
-    pub model: String,
-    /// saaras:v3 only: `transcribe` (default), `translate`, `verbatim`, `translit` or `codemix`.
-    pub mode: String,
-    /// Stream audio over a WebSocket while the caller speaks (default; the transcript is ready
-    /// sooner), or upload each utterance over REST when it ends.
-    pub streaming: bool,
+    pub providers: Vec<ProviderSetup>,
 }
 
-impl Default for SttOptions {
-    fn default() -> Self {
-        Self { provider: "sarvam".into(), model: "saaras:v3".into(), mode: "transcribe".into(), streaming: true }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The text-to-speech providers, first choice first; the first speaks the profile's `voice`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
 pub struct TtsOptions {
-    /// Only `sarvam` today.
-    pub provider: String,
-    /// `bulbul:v2` (default) or `bulbul:v3`; each has its own voices.
-    pub model: String,
-    /// Speaking speed: 0.3–3.0 on bulbul:v2, 0.5–2.0 on bulbul:v3; default 1.0.
-    pub pace: f32,
-    /// bulbul:v2 only, −0.75–0.75; default 0.
-    pub pitch: f32,
-    /// bulbul:v2 only, 0.3–3.0; default 1.0.
-    pub loudness: f32,
-    /// Receive audio in chunks over a WebSocket as it is made (default; speech starts sooner),
-    /// or whole sentences over REST.
-    pub streaming: bool,
+    pub providers: Vec<ProviderSetup>,
 }
 
-impl Default for TtsOptions {
-    fn default() -> Self {
-        Self {
-            provider: "sarvam".into(),
-            model: catalog::DEFAULT_TTS_MODEL.into(),
-            pace: 1.0,
-            pitch: 0.0,
-            loudness: 1.0,
-            streaming: true,
-        }
+impl AgentProfile {
+    /// The profile's providers of every kind.
+    pub fn chains(&self) -> Chains<'_> {
+        Chains { stt: &self.stt.providers, llm: &self.llm.providers, tts: &self.tts.providers }
     }
 }
 
@@ -247,12 +220,13 @@ pub struct ProfileDoc {
     pub language: Option<String>,
     #[serde(default)]
     pub voice: Option<String>,
+    /// A provider name, a table of options, or a list of them (see `providers::setup`).
     #[serde(default)]
-    pub llm: LlmDoc,
+    pub llm: Option<serde_json::Value>,
     #[serde(default)]
-    pub stt: SttOptions,
+    pub stt: Option<serde_json::Value>,
     #[serde(default)]
-    pub tts: TtsOptions,
+    pub tts: Option<serde_json::Value>,
     #[serde(default)]
     pub turn: TurnOptions,
     #[serde(default)]
@@ -263,21 +237,10 @@ pub struct ProfileDoc {
     pub limits: CallLimits,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlmDoc {
-    pub provider: Option<String>,
-    pub model: Option<String>,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
-}
-
 pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 /// Spoken answers should be a few sentences; this also bounds TTS cost per turn.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
 pub const DEFAULT_APOLOGY: &str = "Sorry, I'm having trouble right now. Could you give me a moment and say that again?";
-const STT_MODELS: &[&str] = &["saaras:v3", "saaras:v2.5", "saarika:v2.5"];
-const STT_MODES: &[&str] = &["transcribe", "translate", "verbatim", "translit", "codemix"];
 
 /// Agent ids appear in URLs, file names and room names, so they are kept plain.
 /// The message never repeats more than the first 64 characters of `id`, so a hostile id cannot
@@ -321,69 +284,32 @@ impl ProfileDoc {
         check(self.system_prompt.len() <= 32_000, "system_prompt", "is longer than 32000 bytes".into());
 
         let language = self.language.unwrap_or_else(|| defaults.language.clone());
-        let voice = self.voice.unwrap_or_else(|| defaults.voice.clone());
+        let sections = SectionDefaults {
+            llm_provider: &defaults.llm_provider,
+            llm_model: &defaults.llm_model,
+            temperature: DEFAULT_TEMPERATURE,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            voice: &defaults.voice,
+        };
+        let mut found = Problems::default();
+        let stt = setup::stt(self.stt.as_ref(), &mut found);
+        let llm = setup::llm(self.llm.as_ref(), sections, &mut found);
+        let (tts, voice) = setup::tts(self.tts.as_ref(), self.voice.as_deref(), &language, sections, &mut found);
         if catalog::language(&language).is_none() {
             check(
                 false,
                 "language",
                 format!("`{language}` is not supported; use one of {}", catalog::language_codes()),
             );
-        } else if catalog::TTS_MODELS.contains(&self.tts.model.as_str()) {
-            let offered = catalog::offers_voice(&self.tts.model, &language, &voice);
-            let names = catalog::voice_names(&self.tts.model, &language);
+        } else if !catalog::supports(&stt, &tts, &language) {
+            let shared: Vec<&str> = catalog::languages(&stt, &tts).iter().map(|l| l.code).collect();
+            let shared = if shared.is_empty() { "none".to_owned() } else { shared.join(", ") };
             check(
-                offered,
-                "voice",
-                format!("`{voice}` is not a {} voice for {language}; use one of {names}", self.tts.model),
+                false,
+                "language",
+                format!("`{language}` is not spoken by every stt and tts provider; they share {shared}"),
             );
         }
-
-        let provider = self.llm.provider.unwrap_or_else(|| defaults.llm_provider.as_str().to_owned());
-        let parsed = LlmProvider::parse(&provider);
-        check(parsed.is_some(), "llm.provider", format!("`{provider}` is not supported; use groq or openai"));
-        let model = self.llm.model.unwrap_or_else(|| match parsed {
-            Some(p) if p == defaults.llm_provider => defaults.llm_model.clone(),
-            Some(p) => p.default_model().to_owned(),
-            None => String::new(),
-        });
-        check(parsed.is_none() || !model.trim().is_empty(), "llm.model", "must not be empty".into());
-        let temperature = self.llm.temperature.unwrap_or(DEFAULT_TEMPERATURE);
-        check((0.0..=2.0).contains(&temperature), "llm.temperature", format!("{temperature} is outside 0.0 to 2.0"));
-        let max_tokens = self.llm.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-        check((1..=4096).contains(&max_tokens), "llm.max_tokens", format!("{max_tokens} is outside 1 to 4096"));
-
-        check(
-            self.stt.provider == "sarvam",
-            "stt.provider",
-            format!("`{}` is not supported; use sarvam", self.stt.provider),
-        );
-        check(
-            STT_MODELS.contains(&self.stt.model.as_str()),
-            "stt.model",
-            format!("`{}` is not one of {}", self.stt.model, STT_MODELS.join(", ")),
-        );
-        check(
-            STT_MODES.contains(&self.stt.mode.as_str()),
-            "stt.mode",
-            format!("`{}` is not one of {}", self.stt.mode, STT_MODES.join(", ")),
-        );
-
-        let tts = &self.tts;
-        check(tts.provider == "sarvam", "tts.provider", format!("`{}` is not supported; use sarvam", tts.provider));
-        let v2 = tts.model == "bulbul:v2";
-        check(
-            catalog::TTS_MODELS.contains(&tts.model.as_str()),
-            "tts.model",
-            format!("`{}` is not one of {}", tts.model, catalog::TTS_MODELS.join(", ")),
-        );
-        let pace = if v2 { 0.3..=3.0 } else { 0.5..=2.0 };
-        check(
-            pace.contains(&tts.pace),
-            "tts.pace",
-            format!("{} is outside {} to {} for {}", tts.pace, pace.start(), pace.end(), tts.model),
-        );
-        check((-0.75..=0.75).contains(&tts.pitch), "tts.pitch", format!("{} is outside -0.75 to 0.75", tts.pitch));
-        check((0.3..=3.0).contains(&tts.loudness), "tts.loudness", format!("{} is outside 0.3 to 3.0", tts.loudness));
 
         let turn = &self.turn;
         check(
@@ -479,6 +405,7 @@ impl ProfileDoc {
         let apology = self.apology.unwrap_or_else(|| DEFAULT_APOLOGY.to_owned());
         check(!apology.trim().is_empty(), "apology", "must not be empty".into());
 
+        problems.extend(found.0);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -489,9 +416,9 @@ impl ProfileDoc {
             greeting: self.greeting,
             language,
             voice,
-            llm: LlmOptions { provider, model, temperature, max_tokens },
-            stt: self.stt,
-            tts: self.tts,
+            llm: LlmOptions { providers: llm.chain, temperature: llm.temperature, max_tokens: llm.max_tokens },
+            stt: SttOptions { providers: stt },
+            tts: TtsOptions { providers: tts },
             turn: self.turn,
             lead_fields: self.lead_fields,
             apology,
@@ -516,18 +443,21 @@ mod tests {
             parse("system_prompt = \"Be brief.\"").expect("parses").resolve("sales", &defaults()).expect("valid");
         assert_eq!(profile.name, "sales");
         assert_eq!(profile.language, "hi-IN");
-        assert_eq!(profile.voice, "arya");
+        assert_eq!(profile.voice, "shubh");
+        assert_eq!((profile.llm.temperature, profile.llm.max_tokens), (0.7, 256));
+        let shown = serde_json::to_value(&profile).expect("serialises");
         assert_eq!(
-            profile.llm,
-            LlmOptions {
-                provider: "groq".into(),
-                model: "llama-3.3-70b-versatile".into(),
-                temperature: 0.7,
-                max_tokens: 256
-            }
+            shown["llm"]["providers"],
+            serde_json::json!([{"provider": "groq", "model": "openai/gpt-oss-120b", "reasoning_effort": "low"}])
         );
-        assert_eq!(profile.stt, SttOptions::default());
-        assert_eq!(profile.tts, TtsOptions::default());
+        assert_eq!(
+            shown["stt"],
+            serde_json::json!([{"provider": "sarvam", "model": "saaras:v3", "mode": "transcribe", "streaming": true}])
+        );
+        assert_eq!(
+            shown["tts"],
+            serde_json::json!([{"provider": "sarvam", "model": "bulbul:v3", "pace": 1.0, "pitch": 0.0, "loudness": 1.0, "streaming": true}])
+        );
         assert_eq!(profile.turn, TurnOptions::default());
         assert_eq!(profile.apology, DEFAULT_APOLOGY);
         assert!(profile.greeting.is_empty() && profile.lead_fields.is_empty());
@@ -536,15 +466,16 @@ mod tests {
     #[test]
     fn another_provider_gets_its_own_default_model() {
         let doc = parse("system_prompt = \"x\"\n[llm]\nprovider = \"openai\"").expect("parses");
-        assert_eq!(doc.resolve("a", &defaults()).expect("valid").llm.model, "gpt-4o-mini");
+        assert_eq!(doc.resolve("a", &defaults()).expect("valid").llm.providers[0].options["model"], "gpt-4.1-mini");
     }
 
     #[test]
     fn unknown_fields_are_rejected_by_name() {
         let error = parse("system_prompt = \"x\"\ntemprature = 0.3").expect_err("unknown field");
         assert!(error.contains("unknown field `temprature`"), "{error}");
-        let error = parse("system_prompt = \"x\"\n[tts]\nspeaker = \"arya\"").expect_err("unknown nested field");
-        assert!(error.contains("unknown field `speaker`"), "{error}");
+        let doc = parse("system_prompt = \"x\"\n[tts]\nspeaker = \"arya\"").expect("options are the provider's");
+        let problems = doc.resolve("a", &defaults()).expect_err("unknown option").join("\n");
+        assert!(problems.contains("tts.speaker: sarvam has no such option; it takes model, pace"), "{problems}");
         let error = parse("greeting = \"hi\"").expect_err("missing prompt");
         assert!(error.contains("missing field `system_prompt`"), "{error}");
     }
@@ -571,7 +502,7 @@ mod tests {
             id = "other"
             system_prompt = " "
             language = "hi-IN"
-            voice = "shubh"
+            voice = "alloy"
             [llm]
             provider = "anthropic"
             temperature = 3.5
@@ -599,8 +530,8 @@ mod tests {
         for field in [
             "id: `other` does not match",
             "system_prompt: must not be empty",
-            "voice: `shubh` is not a bulbul:v2 voice",
-            "llm.provider: `anthropic`",
+            "voice: `alloy` is not a bulbul:v3 voice for hi-IN",
+            "llm.provider: `anthropic` is not a chat provider; use one of groq, openai",
             "llm.temperature: 3.5",
             "llm.max_tokens: 0",
             "stt.model: `whisper`",
@@ -614,6 +545,48 @@ mod tests {
         ] {
             assert!(problems.contains(field), "missing `{field}` in:\n{problems}");
         }
+    }
+
+    #[test]
+    fn providers_are_named_in_any_form_and_checked_by_their_provider() {
+        let doc = parse(
+            r#"
+            system_prompt = "x"
+            language = "en-IN"
+            voice = "EXAVITQu4vr4xnSDxMaL"
+            stt = ["deepgram", "sarvam"]
+            [llm]
+            provider = "openai"
+            [[tts]]
+            provider = "elevenlabs"
+            [[tts]]
+            provider = "sarvam"
+            voice = "ritu"
+            "#,
+        )
+        .expect("parses");
+        let profile = doc.resolve("hotel", &defaults()).expect("valid");
+        let names = |chain: &[ProviderSetup]| chain.iter().map(|s| s.provider.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&profile.stt.providers), ["deepgram", "sarvam"]);
+        assert_eq!(names(&profile.tts.providers), ["elevenlabs", "sarvam"]);
+        assert_eq!(profile.tts.providers[1].voice.as_deref(), Some("ritu"));
+        assert_eq!(profile.llm.providers[0].options["model"], "gpt-4.1-mini");
+        assert_eq!(profile.chains().all().count(), 5);
+
+        let doc = parse("system_prompt = \"x\"\nlanguage = \"ta-IN\"\n[stt]\nprovider = \"deepgram\"").expect("parses");
+        let problems = doc.resolve("a", &defaults()).expect_err("Deepgram has no Tamil here").join("\n");
+        assert!(
+            problems.contains("language: `ta-IN` is not spoken by every stt and tts provider; they share hi-IN, en-IN"),
+            "{problems}"
+        );
+        let doc = parse("system_prompt = \"x\"\n[stt]\nmodel = \"saarika:v2.5\"").expect("parses");
+        let problems = doc.resolve("a", &defaults()).expect_err("retired").join("\n");
+        assert!(
+            problems.contains(
+                "stt.model: `saarika:v2.5` is retired from Sarvam's speech-to-text; use saaras:v3 or saaras:v4"
+            ),
+            "{problems}"
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl ProviderError {
     }
 
     /// Classifies a non-success HTTP answer (or a refused WebSocket handshake) from its status
-    /// and its JSON error body, `{"error":{"message","code"|"type"}}` for every provider we use.
+    /// and its JSON error body: `{"error":{"message","code"|"type"}}` (Sarvam, OpenAI, Groq),
+    /// `{"detail":{"status","message"}}` or `{"detail":[{"msg"}]}` (ElevenLabs),
+    /// `{"err_code","err_msg"}` (Deepgram).
     pub(crate) fn from_status(
         provider: &'static str,
         status: u16,
@@ -95,8 +97,21 @@ fn classify(
     retry_after: Option<Duration>,
 ) -> ProviderError {
     match status {
+        // ElevenLabs answers a spent quota with 401.
+        _ if code.contains("insufficient_quota") || code.contains("quota_exceeded") => {
+            ProviderError::QuotaExhausted { provider, message }
+        }
         401 | 403 => ProviderError::Auth { provider, message },
-        _ if code.contains("insufficient_quota") => ProviderError::QuotaExhausted { provider, message },
+        _ if code.contains("authentication_error") || code.contains("invalid_api_key") => {
+            ProviderError::Auth { provider, message }
+        }
+        // Sarvam's failures of its own backends: worth another try whatever the status says.
+        _ if ["model_call_error", "gateway_timeout_error", "billing_service_unavailable_error", "system_busy"]
+            .iter()
+            .any(|transient| code.contains(transient)) =>
+        {
+            ProviderError::Server { provider, status, message }
+        }
         429 => ProviderError::RateLimited { provider, retry_after, message },
         // Sarvam's "Service Overloaded" carries its rate-limit code: a request to back off.
         503 if code.contains("rate_limit") => ProviderError::RateLimited { provider, retry_after, message },
@@ -111,6 +126,10 @@ fn classify(
 fn status_of_code(code: &str) -> u16 {
     match code {
         "invalid_api_key_error" => 403,
+        "authentication_error" => 401,
+        "model_call_error" => 502,
+        "gateway_timeout_error" => 504,
+        "billing_service_unavailable_error" => 503,
         "invalid_request_error" => 400,
         "not_found_error" => 404,
         "unprocessable_entity_error" => 422,
@@ -128,13 +147,20 @@ fn parse_error_body(body: &str) -> (String, String) {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
         return (String::new(), body.trim().to_owned());
     };
-    let error = value.get("error").unwrap_or(&value);
+    let nested = |key: &str| value.get(key).filter(|inner| inner.is_object());
+    let error = nested("error").or_else(|| nested("detail")).unwrap_or(&value);
     let text = |key: &str| error.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
-    let code = [text("code"), text("type")].join(" ");
-    let message = match text("message") {
-        message if message.is_empty() => body.trim().to_owned(),
-        message => message,
-    };
+    let code = [text("code"), text("type"), text("status"), text("err_code"), text("category")]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let validation = value["detail"][0]["msg"].as_str().unwrap_or_default().to_owned();
+    let message =
+        [text("message"), text("err_msg"), validation, value["error"].as_str().unwrap_or_default().to_owned()]
+            .into_iter()
+            .find(|message| !message.is_empty())
+            .unwrap_or_else(|| body.trim().to_owned());
     (code, message)
 }
 
@@ -169,12 +195,7 @@ fn retry_hint(retry_after: &Option<Duration>) -> String {
 
 /// The setting an operator fixes when a provider refuses the key.
 fn key_setting(provider: &str) -> &'static str {
-    match provider {
-        "sarvam" => "SARVAM_API_KEY",
-        "groq" => "GROQ_API_KEY",
-        "openai" => "OPENAI_API_KEY",
-        _ => "the provider's API key setting",
-    }
+    super::registry::key_setting(provider).unwrap_or("the provider's API key setting")
 }
 
 #[cfg(test)]
@@ -201,6 +222,42 @@ mod tests {
         assert!(matches!(err, ProviderError::Server { status: 500, .. }), "{err:?}");
         let err = ProviderError::from_status("sarvam", 422, None, &body("unprocessable_entity_error"), &key());
         assert!(matches!(err, ProviderError::Rejected { status: 422, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn sarvams_newer_codes_are_classified() {
+        let body = |code: &str| format!(r#"{{"error":{{"message":"m","code":"{code}","request_id":"r"}}}}"#);
+        let err = ProviderError::from_status("sarvam", 400, None, &body("authentication_error"), &key());
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+        for code in ["model_call_error", "gateway_timeout_error", "billing_service_unavailable_error"] {
+            let err = ProviderError::from_status("sarvam", 500, None, &body(code), &key());
+            assert!(matches!(err, ProviderError::Server { .. }) && err.retryable(), "{code}: {err:?}");
+            let err = ProviderError::from_status("sarvam", 400, None, &body(code), &key());
+            assert!(err.retryable(), "{code} with a 4xx: {err:?}");
+            let err = ProviderError::from_error_code("sarvam", &code.into(), "m", &key());
+            assert!(err.retryable(), "{code} over the WebSocket: {err:?}");
+        }
+        let err = ProviderError::from_error_code("sarvam", &"authentication_error".into(), "m", &key());
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn deepgram_and_elevenlabs_bodies_are_classified() {
+        let dg = r#"{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials.","request_id":"r"}"#;
+        let err = ProviderError::from_status("deepgram", 401, None, dg, &key());
+        assert!(matches!(err, ProviderError::Auth { ref message, .. } if message == "Invalid credentials."), "{err:?}");
+        let quota = r#"{"detail":{"status":"quota_exceeded","message":"You have run out of credits."}}"#;
+        let err = ProviderError::from_status("elevenlabs", 401, None, quota, &key());
+        assert!(matches!(err, ProviderError::QuotaExhausted { .. }), "ElevenLabs says so with a 401: {err:?}");
+        let refused = r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#;
+        let err = ProviderError::from_status("elevenlabs", 401, None, refused, &key());
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+        let busy = r#"{"detail":{"status":"too_many_concurrent_requests","message":"Too many"}}"#;
+        let err = ProviderError::from_status("elevenlabs", 429, None, busy, &key());
+        assert!(matches!(err, ProviderError::RateLimited { ref message, .. } if message == "Too many"), "{err:?}");
+        let invalid = r#"{"detail":[{"loc":["body","text"],"msg":"field required","type":"value_error.missing"}]}"#;
+        let err = ProviderError::from_status("elevenlabs", 422, None, invalid, &key());
+        assert!(matches!(err, ProviderError::Rejected { ref message, .. } if message == "field required"), "{err:?}");
     }
 
     #[test]

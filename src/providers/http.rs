@@ -49,31 +49,65 @@ pub(super) async fn body(
     Err(ProviderError::from_status(provider, status.as_u16(), after, &String::from_utf8_lossy(&body), key))
 }
 
-/// Where and how one of Sarvam's REST endpoints is asked.
-pub(super) struct SarvamPost<'a> {
+/// How a vendor wants its key.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Auth {
+    /// The key alone in a header of this name (Sarvam's `api-subscription-key`, ElevenLabs'
+    /// `xi-api-key`).
+    Header(&'static str),
+    /// `Authorization: Bearer <key>` (OpenAI, Groq).
+    Bearer,
+    /// `Authorization: Token <key>` (Deepgram).
+    Token,
+}
+
+impl Auth {
+    /// The header carrying `key`, marked sensitive.
+    pub(super) fn header(
+        self,
+        provider: &'static str,
+        key: &Secret,
+    ) -> Result<(&'static str, HeaderValue), ProviderError> {
+        match self {
+            Self::Header(name) => Ok((name, key_header(provider, key)?)),
+            Self::Bearer | Self::Token => {
+                let scheme = if matches!(self, Self::Bearer) { "Bearer" } else { "Token" };
+                let mut value =
+                    HeaderValue::from_str(&format!("{scheme} {}", key.expose())).map_err(|_| ProviderError::Auth {
+                        provider,
+                        message: "the key contains characters not allowed in an HTTP header".into(),
+                    })?;
+                value.set_sensitive(true);
+                Ok(("authorization", value))
+            }
+        }
+    }
+}
+
+/// Where and how one of a vendor's REST endpoints is asked.
+pub(super) struct Post<'a> {
+    pub provider: &'static str,
     pub http: &'a reqwest::Client,
     pub retry: &'a RetryPolicy,
-    pub base_url: &'a Url,
-    pub path: &'a str,
+    pub url: Url,
+    pub auth: Auth,
     pub key: &'a Secret,
     pub timeout: Duration,
 }
 
-impl SarvamPost<'_> {
-    /// POSTs with the subscription key, retried by the policy; `payload` adds the body afresh
-    /// for every try, since a sent multipart form is consumed. Returns the body of the 2xx.
+impl Post<'_> {
+    /// POSTs with the key, retried by the policy; `payload` adds the body afresh for every
+    /// try, since a sent multipart form is consumed. Returns the body of the 2xx.
     pub(super) async fn send(
         &self,
         payload: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Bytes, ProviderError> {
-        const PROVIDER: &str = "sarvam";
-        let url = endpoint(PROVIDER, self.base_url, self.path)?;
-        let key_value = key_header(PROVIDER, self.key)?;
+        let (name, value) = self.auth.header(self.provider, self.key)?;
         self.retry
             .run(|| async {
-                let request = self.http.post(url.clone()).header("api-subscription-key", key_value.clone());
+                let request = self.http.post(self.url.clone()).header(name, value.clone());
                 let sent = payload(request).timeout(self.timeout).send().await;
-                body(PROVIDER, sent, self.key, self.timeout).await
+                body(self.provider, sent, self.key, self.timeout).await
             })
             .await
     }

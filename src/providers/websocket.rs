@@ -1,5 +1,6 @@
-//! Sarvam's streaming WebSockets: opening one, with refused handshakes classified exactly like
-//! REST answers (a bad key is a 403 either way), and exchanging its JSON text messages.
+//! Providers' streaming WebSockets: opening one, with refused handshakes classified exactly
+//! like REST answers (a bad key is refused the same way either way), and exchanging JSON text
+//! messages and binary audio.
 
 use std::time::Duration;
 
@@ -11,14 +12,11 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
-use super::http::{endpoint, key_header};
+use super::http::{Auth, endpoint};
 use super::{ProviderError, retry_after};
 use crate::config::Secret;
 
 pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// The header Sarvam's WebSocket specs name for the key (HTTP headers ignore case anyway).
-const KEY_HEADER: &str = "Api-Subscription-Key";
 
 /// The `ws`/`wss` URL of `path` below an `http`/`https` base, with `query`.
 pub(super) fn url(
@@ -47,6 +45,7 @@ pub(super) fn url(
 pub(super) async fn connect(
     provider: &'static str,
     url: &Url,
+    auth: Auth,
     key: &Secret,
     timeout: Duration,
 ) -> Result<Socket, ProviderError> {
@@ -54,8 +53,8 @@ pub(super) async fn connect(
         provider,
         message: format!("cannot build the WebSocket request: {e}"),
     })?;
-    let value = key_header(provider, key)?;
-    request.headers_mut().insert(KEY_HEADER, value);
+    let (name, value) = auth.header(provider, key)?;
+    request.headers_mut().insert(name, value);
     // Small messages (a flush, a sentence) must leave at once: with Nagle's algorithm one waits
     // for the server's delayed acknowledgement of the previous, 40 ms on Linux.
     let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
@@ -64,6 +63,11 @@ pub(super) async fn connect(
         Ok(Ok((socket, _))) => Ok(socket),
         Ok(Err(tungstenite::Error::Http(response))) => {
             let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            // Deepgram repeats its message in a header; a body may be empty behind a proxy.
+            let body = match response.headers().get("dg-error").and_then(|v| v.to_str().ok()) {
+                Some(message) if body.trim().is_empty() => message.to_owned().into(),
+                _ => body,
+            };
             let after = retry_after(response.headers());
             Err(ProviderError::from_status(provider, response.status().as_u16(), after, &body, key))
         }
@@ -76,6 +80,22 @@ pub(super) async fn send(provider: &'static str, socket: &mut Socket, message: &
         .send(Message::text(message.to_string()))
         .await
         .map_err(|e| ProviderError::Network { provider, message: format!("sending failed: {e}") })
+}
+
+pub(super) async fn send_binary(
+    provider: &'static str,
+    socket: &mut Socket,
+    bytes: Vec<u8>,
+) -> Result<(), ProviderError> {
+    socket
+        .send(Message::binary(bytes))
+        .await
+        .map_err(|e| ProviderError::Network { provider, message: format!("sending failed: {e}") })
+}
+
+/// Closes the socket politely, within a second: the server may have gone already.
+pub(super) async fn close(socket: &mut Socket) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
 }
 
 /// The next JSON message; a close, from either side, is an error because we only read while
@@ -113,7 +133,7 @@ pub(super) async fn receive(provider: &'static str, socket: &mut Socket) -> Resu
 }
 
 /// The `data` of an `{"type":"error","data":{...}}` message as an error; Sarvam's STT puts the
-/// text in `error`, its TTS in `message`.
+/// text in `error`, its TTS in `message`; ElevenLabs sends such an object alone.
 pub(super) fn error_from(provider: &'static str, data: &Value, key: &Secret) -> ProviderError {
     let text =
         ["message", "error"].iter().find_map(|k| data.get(*k).and_then(Value::as_str)).unwrap_or("no details given");

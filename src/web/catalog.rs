@@ -11,12 +11,14 @@ use serde_json::{Value, json};
 use super::admin::authorize;
 use super::{ApiError, AppState};
 use crate::profiles::{AgentProfile, ProfileError};
-use crate::providers::tts::catalog;
+use crate::providers::catalog;
+use crate::providers::registry::ProviderSetup;
+use crate::providers::setup::{self, Problems, SectionDefaults};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LanguagesQuery {
-    /// Voices depend on the agent's TTS model; without an agent the default model's are listed.
+    /// Languages and voices depend on the agent's providers; without an agent, the defaults'.
     agent_id: Option<String>,
 }
 
@@ -25,29 +27,54 @@ pub async fn languages(
     Query(query): Query<LanguagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let defaults = &state.settings.defaults;
-    let (model, default_language, default_voice) = match &query.agent_id {
+    let (stt, tts, default_language, default_voice) = match &query.agent_id {
         Some(id) => {
             let profile = state.profiles.get(id).await.map_err(|e| profile_error(e, "agentId"))?;
-            (profile.tts.model.clone(), profile.language.clone(), profile.voice.clone())
+            (
+                profile.stt.providers.clone(),
+                profile.tts.providers.clone(),
+                profile.language.clone(),
+                profile.voice.clone(),
+            )
         }
-        None => (catalog::DEFAULT_TTS_MODEL.to_owned(), defaults.language.clone(), defaults.voice.clone()),
+        None => {
+            let sections = SectionDefaults {
+                llm_provider: &defaults.llm_provider,
+                llm_model: &defaults.llm_model,
+                temperature: 0.0,
+                max_tokens: 1,
+                voice: &defaults.voice,
+            };
+            let mut ignored = Problems::default();
+            let stt = setup::stt(None, &mut ignored);
+            let (tts, voice) = setup::tts(None, None, &defaults.language, sections, &mut ignored);
+            (stt, tts, defaults.language.clone(), voice)
+        }
     };
-    let languages: Vec<Value> = catalog::LANGUAGES
-        .iter()
+    let Some(speaker) = tts.first() else {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no text-to-speech provider"));
+    };
+    let languages: Vec<Value> = catalog::languages(&stt, &tts)
+        .into_iter()
         .map(|language| {
             let mut entry = json!(language);
-            entry["voices"] = json!(catalog::voices(&model, language.code));
+            entry["voices"] = json!(catalog::voices(speaker, language.code));
             entry
         })
         .collect();
-    let voices = catalog::voices(&model, &default_language);
+    let voices = catalog::voices(speaker, &default_language);
     Ok(Json(json!({
         "languages": languages,
         "voices": voices,
-        "ttsModel": model,
+        "ttsProvider": speaker.provider,
+        "ttsModel": model_of(speaker),
         "defaultLanguage": default_language,
         "defaultVoice": default_voice,
     })))
+}
+
+fn model_of(setup: &ProviderSetup) -> Value {
+    setup.options.get("model").cloned().unwrap_or(Value::Null)
 }
 
 pub async fn agents(State(state): State<Arc<AppState>>) -> Json<Value> {
@@ -83,12 +110,13 @@ pub async fn config(
 }
 
 fn public_profile(profile: &AgentProfile) -> Value {
-    let model = &profile.tts.model;
-    let languages: Vec<&str> = catalog::LANGUAGES
-        .iter()
-        .filter(|language| !catalog::voices(model, language.code).is_empty())
+    let (stt, tts) = (&profile.stt.providers, &profile.tts.providers);
+    let languages: Vec<&str> = catalog::languages(stt, tts)
+        .into_iter()
+        .filter(|language| tts.first().is_some_and(|first| !catalog::voices(first, language.code).is_empty()))
         .map(|language| language.code)
         .collect();
+    let voices = tts.first().map(|first| catalog::voices(first, &profile.language)).unwrap_or_default();
     json!({
         "id": profile.id,
         "name": profile.name,
@@ -96,7 +124,7 @@ fn public_profile(profile: &AgentProfile) -> Value {
         "language": profile.language,
         "voice": profile.voice,
         "languages": languages,
-        "voices": catalog::voices(model, &profile.language),
+        "voices": voices,
     })
 }
 

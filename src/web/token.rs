@@ -15,7 +15,7 @@ use super::catalog::profile_error;
 use super::error::{JsonObject, echo};
 use super::{ApiError, AppState};
 use crate::livekit::token::{CallerToken, caller_token};
-use crate::providers::tts::catalog;
+use crate::providers::catalog;
 
 const DEFAULT_AGENT: &str = "default";
 const DEFAULT_USER_NAME: &str = "Guest";
@@ -46,14 +46,18 @@ pub async fn issue(
     let agent_id = body.string("agentId")?.unwrap_or(DEFAULT_AGENT);
     let profile = state.profiles.get(agent_id).await.map_err(|e| profile_error(e, "agentId"))?;
     let language = body.string("language")?.unwrap_or(&profile.language).to_owned();
-    if catalog::language(&language).is_none() {
-        let message =
-            format!("`language` `{}` is not supported; use one of {}", echo(&language), catalog::language_codes());
+    let (stt, tts) = (&profile.stt.providers, &profile.tts.providers);
+    if !catalog::supports(stt, tts, &language) {
+        let codes: Vec<&str> = catalog::languages(stt, tts).iter().map(|l| l.code).collect();
+        let message = format!("`language` `{}` is not supported; use one of {}", echo(&language), codes.join(", "));
         return Err(ApiError::field(StatusCode::BAD_REQUEST, "unsupported_language", "language", message));
     }
     let voice = body.string("voice")?.unwrap_or(&profile.voice).to_owned();
-    if !catalog::offers_voice(&profile.tts.model, &language, &voice) {
-        let offered = catalog::voice_names(&profile.tts.model, &language);
+    let speaker = tts.first().ok_or_else(|| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the agent has no text-to-speech provider")
+    })?;
+    if !catalog::offers_voice(speaker, &language, &voice) {
+        let offered = catalog::voice_names(speaker, &language);
         let message =
             format!("`voice` `{}` is not offered for {language} by this agent; use one of {offered}", echo(&voice));
         return Err(ApiError::field(StatusCode::BAD_REQUEST, "unsupported_voice", "voice", message));

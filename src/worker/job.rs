@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::session::{AgentSession, CallChoice, EndReason, JobContext};
 use crate::livekit::room::{self, ConnectOptions, Participant, ParticipantKind, RoomEvent};
 use crate::profiles::{AgentProfile, ProfileStore};
-use crate::providers::tts::catalog;
+use crate::providers::catalog;
 
 /// Joining a room normally takes well under a second; longer means the server is unreachable.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -66,9 +66,10 @@ async fn choose(metadata: Metadata, profiles: &ProfileStore) -> Result<(Arc<Agen
         }
         Err(e) => return Err(format!("no usable profile: {e}")),
     };
+    let (stt, tts) = (&profile.stt.providers, &profile.tts.providers);
     let language =
-        metadata.language.filter(|l| catalog::language(l).is_some()).unwrap_or_else(|| profile.language.clone());
-    let offered = |voice: &String| catalog::offers_voice(&profile.tts.model, &language, voice);
+        metadata.language.filter(|l| catalog::supports(stt, tts, l)).unwrap_or_else(|| profile.language.clone());
+    let offered = |voice: &String| tts.first().is_some_and(|first| catalog::offers_voice(first, &language, voice));
     let voice = metadata
         .voice
         .filter(offered)
@@ -78,7 +79,12 @@ async fn choose(metadata: Metadata, profiles: &ProfileStore) -> Result<(Arc<Agen
 }
 
 fn default_voice(profile: &AgentProfile, language: &str) -> String {
-    catalog::voices(&profile.tts.model, language).first().map_or_else(|| profile.voice.clone(), |v| v.id.to_owned())
+    profile
+        .tts
+        .providers
+        .first()
+        .and_then(|tts| catalog::default_voice(tts, language))
+        .unwrap_or_else(|| profile.voice.clone())
 }
 
 /// Where and how the job joins.

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use url::Url;
 use voice_agent::audio::{AudioFrame, ROOM_SAMPLE_RATE};
 use voice_agent::config::{ProviderSettings, Secret};
 use voice_agent::devserver::{DEV_API_KEY, DEV_API_SECRET, DevServer};
@@ -19,6 +18,8 @@ use voice_agent::profiles::ProfileStore;
 use voice_agent::records::{Outbox, OutboxConfig};
 
 use super::livekit::{LOOPBACK, dev_server};
+use super::mocks::deepgram::MockDeepgram;
+use super::mocks::elevenlabs::MockElevenLabs;
 use super::mocks::n8n_leads::MockLeads;
 use super::mocks::openai::{Flavour, MockOpenAi};
 use super::mocks::sarvam::MockSarvam;
@@ -26,12 +27,20 @@ use super::worker::{self, RunningWorker};
 
 pub const SARVAM_KEY: &str = "sarvam-test-key";
 pub const GROQ_KEY: &str = "groq-test-key";
+pub const OPENAI_KEY: &str = "sk-openai-test-key";
+pub const DEEPGRAM_KEY: &str = "deepgram-test-key";
+pub const ELEVENLABS_KEY: &str = "elevenlabs-test-key";
 
 /// A dev server, the provider mocks, and our worker with the voice pipeline.
 pub struct Stage {
     pub server: DevServer,
     pub sarvam: MockSarvam,
+    /// Groq's chat, the default.
     pub llm: MockOpenAi,
+    /// OpenAI: chat, transcription and speech.
+    pub openai: MockOpenAi,
+    pub deepgram: MockDeepgram,
+    pub elevenlabs: MockElevenLabs,
     /// n8n's lead-capture webhook, where call records go.
     pub leads: MockLeads,
     pub worker: RunningWorker,
@@ -58,14 +67,16 @@ impl Stage {
         let server = dev_server().await;
         let sarvam = MockSarvam::start(SARVAM_KEY).await;
         let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
-        let providers = ProviderSettings {
-            sarvam_api_key: Some(Secret::new(SARVAM_KEY)),
-            sarvam_base_url: sarvam.base_url(),
-            groq_api_key: Some(Secret::new(GROQ_KEY)),
-            groq_base_url: llm.base_url(),
-            openai_api_key: None,
-            openai_base_url: Url::parse("http://127.0.0.1:9/v1").expect("valid"),
-        };
+        let openai = MockOpenAi::start(Flavour::OpenAi, OPENAI_KEY).await;
+        let deepgram = MockDeepgram::start(DEEPGRAM_KEY).await;
+        let elevenlabs = MockElevenLabs::start(ELEVENLABS_KEY).await;
+        let account = |key: &str| Some(Secret::new(key));
+        let providers = ProviderSettings::default()
+            .with_account("sarvam", account(SARVAM_KEY), sarvam.base_url())
+            .with_account("groq", account(GROQ_KEY), llm.base_url())
+            .with_account("openai", account(OPENAI_KEY), openai.base_url())
+            .with_account("deepgram", account(DEEPGRAM_KEY), deepgram.base_url())
+            .with_account("elevenlabs", account(ELEVENLABS_KEY), elevenlabs.base_url());
         let leads = MockLeads::start([]).await;
         let spool = tempfile::tempdir().expect("a spool directory");
         let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
@@ -73,7 +84,7 @@ impl Stage {
         let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox));
         let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
         worker.registered().await;
-        Self { server, sarvam, llm, leads, worker, _spool: spool }
+        Self { server, sarvam, llm, openai, deepgram, elevenlabs, leads, worker, _spool: spool }
     }
 
     /// The first call record n8n received, waiting up to `limit` for it.

@@ -1,10 +1,12 @@
-//! Chat models, streamed: OpenAI and Groq, both through OpenAI's chat-completions protocol.
+//! Chat models, streamed: the trait the conversation uses, and a client for OpenAI's
+//! chat-completions protocol, which OpenAI, Groq and compatible servers speak.
 //!
 //! Answers are consumed as they are written so the first sentence can be spoken before the
 //! model has finished the last.
 
 mod chunks;
-mod openai;
+mod client;
+pub(crate) mod compatible;
 mod sse;
 
 use std::sync::Arc;
@@ -117,7 +119,7 @@ pub trait ChatModel: Send + Sync {
 
 #[derive(Debug, Clone)]
 pub struct LlmConfig {
-    /// "groq" or "openai": names the provider in errors and logs.
+    /// Names the provider in errors and logs.
     pub provider: &'static str,
     /// The API root, e.g. `https://api.groq.com/openai/v1`.
     pub base_url: Url,
@@ -125,9 +127,16 @@ pub struct LlmConfig {
     /// For the first byte of the answer, and again for every gap between two pieces of it.
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Sent as `reasoning_effort` to reasoning models, whose thinking the caller waits for.
+    pub reasoning_effort: Option<String>,
 }
 
 /// A client for OpenAI's `/chat/completions` as OpenAI, Groq and compatible servers speak it.
 pub fn openai_compatible(config: LlmConfig, http: reqwest::Client) -> Arc<dyn ChatModel> {
-    Arc::new(openai::OpenAiCompatible::new(config, http))
+    Arc::new(client::OpenAiCompatible::new(config, http))
+}
+
+/// The ids `GET {base}/models` lists, as OpenAI, Groq and compatible servers answer it.
+pub async fn list_models(config: &LlmConfig, http: &reqwest::Client) -> Result<Vec<String>, ProviderError> {
+    client::list_models(config, http).await
 }

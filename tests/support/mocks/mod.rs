@@ -2,11 +2,14 @@
 //! shared reference providers.md documents them, with faults on demand and a record of what
 //! clients sent.
 
+pub mod deepgram;
+pub mod elevenlabs;
 pub mod n8n_leads;
 pub mod openai;
 pub mod sarvam;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::f32::consts::TAU;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -106,4 +109,50 @@ pub fn timed_body(parts: Vec<(Duration, Result<Bytes, io::Error>)>) -> Body {
 
 pub fn dropped() -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionReset, "the mock drops the connection")
+}
+
+/// One field of a multipart/form-data body.
+pub struct FormPart {
+    pub file_name: Option<String>,
+    pub content: Vec<u8>,
+}
+
+/// The fields of a multipart/form-data body by name.
+pub fn multipart(content_type: &str, body: &[u8]) -> Option<HashMap<String, FormPart>> {
+    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let mut parts = HashMap::new();
+    let mut rest = body;
+    loop {
+        let at = find(rest, delimiter.as_bytes())?;
+        rest = &rest[at + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            return Some(parts);
+        }
+        rest = rest.strip_prefix(b"\r\n")?;
+        let head_end = find(rest, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        let content = &rest[head_end + 4..];
+        let end = find(content, format!("\r\n{delimiter}").as_bytes())?;
+        let attribute = |name: &str| {
+            let marker = format!("{name}=\"");
+            let start = head.find(&marker)? + marker.len();
+            Some(head[start..].split('"').next()?.to_owned())
+        };
+        parts.insert(
+            attribute("name")?,
+            FormPart { file_name: attribute("filename"), content: content[..end].to_vec() },
+        );
+        rest = &content[end + 2..];
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// A 440 Hz tone, so the audio is not silence.
+pub fn tone(duration: Duration, rate: u32) -> Vec<i16> {
+    let count = (duration.as_secs_f64() * f64::from(rate)).round() as usize;
+    (0..count).map(|i| ((i as f32 * 440.0 * TAU / rate as f32).sin() * 8_000.0) as i16).collect()
 }

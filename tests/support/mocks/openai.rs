@@ -1,5 +1,10 @@
-//! A mock OpenAI or Groq `/chat/completions`, streaming scripted answers as server-sent events
-//! exactly as providers.md §2 documents them, with the bearer key checked.
+//! A mock OpenAI or Groq: `/chat/completions` streaming scripted answers as server-sent events
+//! exactly as providers.md §2 documents them, `/models`, and OpenAI's audio endpoints
+//! (`audio`), with the bearer key checked.
+
+mod audio;
+
+pub use audio::{AudioRecord, MODELS_GROQ, MODELS_OPENAI};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{Fault, Faults, Server, dropped, timed_body};
@@ -51,6 +56,13 @@ struct Script {
     /// `include_usage`, but some clients only ever see `x_groq`).
     groq_usage_chunk: AtomicBool,
     records: Mutex<Vec<ChatRecord>>,
+    /// What `GET /models` lists.
+    models: Mutex<Vec<String>>,
+    /// Transcripts to answer, in order.
+    transcripts: Mutex<VecDeque<String>>,
+    /// Duration of the audio every speech request answers.
+    speech_audio: Mutex<Duration>,
+    audio_records: Mutex<Vec<AudioRecord>>,
 }
 
 pub struct MockOpenAi {
@@ -69,10 +81,29 @@ impl MockOpenAi {
             latency: Mutex::default(),
             groq_usage_chunk: AtomicBool::new(false),
             records: Mutex::default(),
+            models: Mutex::new(
+                match flavour {
+                    Flavour::OpenAi => MODELS_OPENAI,
+                    Flavour::Groq => MODELS_GROQ,
+                }
+                .iter()
+                .map(|model| (*model).to_owned())
+                .collect(),
+            ),
+            transcripts: Mutex::default(),
+            speech_audio: Mutex::new(Duration::from_millis(500)),
+            audio_records: Mutex::default(),
         });
-        let app = Router::new()
-            .route(&format!("{}/chat/completions", root(flavour)), post(completions))
-            .with_state(script.clone());
+        let root = root(flavour);
+        let mut app = Router::new()
+            .route(&format!("{root}/chat/completions"), post(completions))
+            .route(&format!("{root}/models"), get(audio::models));
+        if flavour == Flavour::OpenAi {
+            app = app
+                .route(&format!("{root}/audio/transcriptions"), post(audio::transcriptions))
+                .route(&format!("{root}/audio/speech"), post(audio::speech));
+        }
+        let app = app.with_state(script.clone());
         Self { server: Server::start(app).await, script }
     }
 
@@ -107,6 +138,26 @@ impl MockOpenAi {
 
     pub fn records(&self) -> Vec<ChatRecord> {
         self.script.records.lock().expect("not poisoned").clone()
+    }
+
+    /// What `GET /models` lists from now on.
+    pub fn models<S: Into<String>>(&self, models: impl IntoIterator<Item = S>) {
+        *self.script.models.lock().expect("not poisoned") = models.into_iter().map(Into::into).collect();
+    }
+
+    /// Transcripts to answer, in order; once used up, answers are "transcript N".
+    pub fn transcripts<S: Into<String>>(&self, answers: impl IntoIterator<Item = S>) {
+        self.script.transcripts.lock().expect("not poisoned").extend(answers.into_iter().map(Into::into));
+    }
+
+    /// Duration of the audio every speech request answers.
+    pub fn speech_audio(&self, duration: Duration) {
+        *self.script.speech_audio.lock().expect("not poisoned") = duration;
+    }
+
+    /// Every audio request received (transcriptions and speech), faulted or not.
+    pub fn audio_records(&self) -> Vec<AudioRecord> {
+        self.script.audio_records.lock().expect("not poisoned").clone()
     }
 }
 

@@ -1,8 +1,12 @@
 //! A mock Sarvam AI: speech-to-text over REST and WebSocket, text-to-speech over REST and
 //! WebSocket (providers.md §1), with the key checked on every request.
+//!
+//! It refuses what Sarvam's official SDK (`sarvamai` 0.1.39) says the API refuses, with
+//! Sarvam's 422 error shape: retired or unknown models, modes and languages, speakers of
+//! another model, sample rates the transport does not take, the old `target_language_code`
+//! field, and a WebSocket `speech_sample_rate` that is not an integer.
 
 use std::collections::{HashMap, VecDeque};
-use std::f32::consts::TAU;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +23,87 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{Fault, Faults, Server, dropped, timed_body};
+use super::{Fault, Faults, FormPart, Server, dropped, multipart, timed_body, tone};
+
+/// `TextToSpeechSpeaker` of `sarvamai` 0.1.39, one per line: every model's speakers together.
+const SPEAKERS: &str = include_str!("sarvam_speakers.txt");
+/// The SDK's per-model lists (`text_to_speech.convert`'s documentation); bulbul:v4-flash takes
+/// the personas, `<name>_<language>_<style>`.
+const V2_SPEAKERS: &[&str] = &["anushka", "manisha", "vidya", "arya", "abhilash", "karun", "hitesh"];
+const V3_SPEAKERS: &[&str] = &[
+    "shubh", "aditya", "ritu", "priya", "neha", "rahul", "pooja", "rohan", "simran", "kavya", "amit", "dev", "ishita",
+    "shreya", "ratan", "varun", "manan", "sumit", "roopa", "kabir", "aayan", "ashutosh", "advait", "anand", "tanya",
+    "tarun", "sunny", "mani", "gokul", "vijay", "shruti", "suhani", "mohit", "kavitha", "rehan", "soham", "rupali",
+];
+const STT_MODELS: &[&str] = &["saaras:v3", "saaras:v4"];
+const STT_MODES: &[&str] = &["transcribe", "translate", "verbatim", "translit", "codemix"];
+/// `SpeechToTextLanguage`.
+const STT_LANGUAGES: &[&str] = &[
+    "unknown", "hi-IN", "bn-IN", "kn-IN", "ml-IN", "mr-IN", "od-IN", "pa-IN", "ta-IN", "te-IN", "en-IN", "gu-IN",
+    "as-IN", "ur-IN", "ne-IN", "kok-IN", "ks-IN", "sd-IN", "sa-IN", "sat-IN", "mni-IN", "brx-IN", "mai-IN", "doi-IN",
+];
+/// `TextToSpeechLanguage`.
+const TTS_LANGUAGES: &[&str] =
+    &["bn-IN", "en-IN", "gu-IN", "hi-IN", "kn-IN", "ml-IN", "mr-IN", "od-IN", "pa-IN", "ta-IN", "te-IN"];
+const TTS_MODELS: &[&str] = &["bulbul:v2", "bulbul:v3", "bulbul:v4-flash"];
+
+/// What is wrong with a synthesis request's fields, as the API would say it.
+fn check_synthesis(model: &str, fields: &Value, websocket: bool) -> Result<(), String> {
+    if !TTS_MODELS.contains(&model) {
+        return Err(format!("model: Input should be {}", TTS_MODELS.join(", ")));
+    }
+    if fields.get("target_language_code").is_some() && fields.get("language_code").is_none() {
+        return Err("language_code: Field required (target_language_code is no longer accepted)".into());
+    }
+    let language = fields["language_code"].as_str().ok_or("language_code: Field required")?;
+    if !TTS_LANGUAGES.contains(&language) {
+        return Err(format!("language_code: Input should be {}", TTS_LANGUAGES.join(", ")));
+    }
+    if let Some(speaker) = fields.get("speaker") {
+        let speaker = speaker.as_str().unwrap_or_default();
+        let fits = match model {
+            "bulbul:v2" => V2_SPEAKERS.contains(&speaker),
+            "bulbul:v3" => V3_SPEAKERS.contains(&speaker),
+            _ => speaker.contains('_') && SPEAKERS.lines().any(|listed| listed == speaker),
+        };
+        if !fits {
+            return Err(format!("speaker: `{speaker}` is not compatible with {model}"));
+        }
+    } else if websocket {
+        return Err("speaker: Field required".into());
+    }
+    if let Some(rate) = fields.get("speech_sample_rate") {
+        let rate = rate.as_u64().ok_or("speech_sample_rate: Input should be a valid integer")?;
+        let mut rates = vec![8_000, 16_000, 22_050, 24_000];
+        if !websocket && model != "bulbul:v2" {
+            rates.extend([32_000, 44_100, 48_000]);
+        }
+        if !rates.contains(&rate) {
+            return Err(format!("speech_sample_rate: {rate} is not supported by {model} here"));
+        }
+    }
+    if let Some(pace) = fields.get("pace").and_then(Value::as_f64) {
+        let (low, high) = if model == "bulbul:v2" { (0.3, 3.0) } else { (0.5, 2.0) };
+        if !(low..=high).contains(&pace) {
+            return Err(format!("pace: {pace} is outside {low} to {high} for {model}"));
+        }
+    }
+    Ok(())
+}
+
+/// What is wrong with a transcription's model, mode and language.
+fn check_transcription(model: &str, mode: Option<&str>, language: &str) -> Result<(), String> {
+    if !STT_MODELS.contains(&model) {
+        return Err(format!("model: Input should be {}", STT_MODELS.join(" or ")));
+    }
+    if mode.is_some_and(|mode| !STT_MODES.contains(&mode)) {
+        return Err(format!("mode: Input should be {}", STT_MODES.join(", ")));
+    }
+    if !STT_LANGUAGES.contains(&language) {
+        return Err(format!("language_code: `{language}` is not supported"));
+    }
+    Ok(())
+}
 
 /// Every recorded request to the mock, faulted or not.
 #[derive(Debug, Clone)]
@@ -32,6 +116,8 @@ pub struct Attempt {
 /// A transcription request over REST.
 #[derive(Debug, Clone)]
 pub struct SttRequest {
+    /// The form's text fields.
+    pub fields: Value,
     pub model: String,
     pub language_code: String,
     pub mode: Option<String>,
@@ -54,6 +140,8 @@ pub struct SttUtterance {
 #[derive(Debug, Clone)]
 pub struct TtsRequest {
     pub transport: &'static str,
+    /// The WebSocket's query parameters; empty over REST.
+    pub query: HashMap<String, String>,
     /// The REST body, or the WebSocket's config message data.
     pub body: Value,
     pub text: String,
@@ -79,6 +167,8 @@ struct Script {
     tts_requests: Mutex<Vec<TtsRequest>>,
     stt_connections: AtomicUsize,
     tts_connections: AtomicUsize,
+    /// Every JSON message received over the WebSockets, with the socket's endpoint.
+    messages: Mutex<Vec<(&'static str, Value)>>,
 }
 
 pub struct MockSarvam {
@@ -102,6 +192,7 @@ impl MockSarvam {
             tts_requests: Mutex::default(),
             stt_connections: AtomicUsize::new(0),
             tts_connections: AtomicUsize::new(0),
+            messages: Mutex::default(),
         });
         let app = Router::new()
             .route("/speech-to-text", post(stt_rest))
@@ -154,6 +245,11 @@ impl MockSarvam {
 
     pub fn tts_requests(&self) -> Vec<TtsRequest> {
         self.script.tts_requests.lock().expect("not poisoned").clone()
+    }
+
+    /// Every JSON message received over the WebSockets (`stt-ws`, `tts-ws`), in order.
+    pub fn messages(&self) -> Vec<(&'static str, Value)> {
+        self.script.messages.lock().expect("not poisoned").clone()
     }
 
     pub fn stt_connections(&self) -> usize {
@@ -266,7 +362,14 @@ async fn stt_rest(State(script): State<Arc<Script>>, headers: HeaderMap, body: B
     let spec = reader.spec();
     let audio_seconds = f64::from(reader.duration()) / f64::from(spec.sample_rate);
     let language_code = text("language_code").unwrap_or_else(|| "unknown".into());
+    let model = text("model").unwrap_or_else(|| "saaras:v3".into());
+    if let Err(why) = check_transcription(&model, text("mode").as_deref(), &language_code) {
+        return unprocessable(&why);
+    }
+    let fields: serde_json::Map<String, Value> =
+        form.keys().filter(|k| *k != "file").map(|k| (k.clone(), json!(text(k)))).collect();
     script.stt_requests.lock().expect("not poisoned").push(SttRequest {
+        fields: Value::Object(fields),
         model: text("model").unwrap_or_default(),
         language_code: language_code.clone(),
         mode: text("mode"),
@@ -297,46 +400,6 @@ fn invalid(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// One field of a multipart/form-data body.
-struct FormPart {
-    file_name: Option<String>,
-    content: Vec<u8>,
-}
-
-/// The fields of a multipart/form-data body by name.
-fn multipart(content_type: &str, body: &[u8]) -> Option<HashMap<String, FormPart>> {
-    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
-    let delimiter = format!("--{boundary}");
-    let mut parts = HashMap::new();
-    let mut rest = body;
-    loop {
-        let at = find(rest, delimiter.as_bytes())?;
-        rest = &rest[at + delimiter.len()..];
-        if rest.starts_with(b"--") {
-            return Some(parts);
-        }
-        rest = rest.strip_prefix(b"\r\n")?;
-        let head_end = find(rest, b"\r\n\r\n")?;
-        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
-        let content = &rest[head_end + 4..];
-        let end = find(content, format!("\r\n{delimiter}").as_bytes())?;
-        let attribute = |name: &str| {
-            let marker = format!("{name}=\"");
-            let start = head.find(&marker)? + marker.len();
-            Some(head[start..].split('"').next()?.to_owned())
-        };
-        parts.insert(
-            attribute("name")?,
-            FormPart { file_name: attribute("filename"), content: content[..end].to_vec() },
-        );
-        rest = &content[end + 2..];
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
-}
-
 // ---- speech-to-text over the WebSocket
 
 async fn stt_ws(
@@ -347,6 +410,17 @@ async fn stt_ws(
 ) -> Response {
     if let Err(fault) = script.admit("stt-ws", &headers, Fault::is_status) {
         return status_answer(&fault);
+    }
+    let param = |name: &str| query.get(name).map(String::as_str);
+    let model = param("model").unwrap_or("saaras:v3");
+    if let Err(why) = check_transcription(model, param("mode"), param("language-code").unwrap_or("missing")) {
+        return unprocessable(&why);
+    }
+    if !matches!(param("sample_rate"), None | Some("16000" | "8000")) {
+        return unprocessable("sample_rate: Input should be 16000 or 8000");
+    }
+    if !matches!(param("input_audio_codec"), None | Some("wav" | "pcm_s16le" | "pcm_l16" | "pcm_raw")) {
+        return unprocessable("input_audio_codec: Input should be wav, pcm_s16le, pcm_l16 or pcm_raw");
     }
     let connection = script.stt_connections.fetch_add(1, Ordering::SeqCst) + 1;
     upgrade.on_upgrade(move |socket| stt_session(script, socket, query, connection))
@@ -362,6 +436,7 @@ async fn stt_session(script: Arc<Script>, mut socket: WebSocket, query: HashMap<
     while let Some(Ok(message)) = socket.recv().await {
         let Message::Text(text) = message else { continue };
         let Ok(message) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+        script.messages.lock().expect("not poisoned").push(("stt-ws", message.clone()));
         if let Some(audio) = message.get("audio") {
             let bytes = STANDARD.decode(audio["data"].as_str().unwrap_or_default()).unwrap_or_default();
             let declared = audio["sample_rate"].as_u64().or_else(|| audio["sample_rate"].as_str()?.parse().ok());
@@ -442,17 +517,22 @@ async fn tts_rest(State(script): State<Arc<Script>>, headers: HeaderMap, body: B
     };
     let Ok(request) = serde_json::from_slice::<Value>(&body) else { return invalid("the body is not JSON") };
     let text = request["text"].as_str().unwrap_or_default().to_owned();
-    if text.is_empty() || request["target_language_code"].as_str().is_none() {
-        return unprocessable("text and target_language_code are required");
+    if text.is_empty() {
+        return unprocessable("text: Field required");
     }
-    let limit = if request["model"] == "bulbul:v3" { 2_500 } else { 1_500 };
+    let model = request["model"].as_str().unwrap_or("bulbul:v3");
+    if let Err(why) = check_synthesis(model, &request, false) {
+        return unprocessable(&why);
+    }
+    let limit = if model == "bulbul:v2" { 1_500 } else { 2_500 };
     if text.chars().count() > limit {
         return invalid(&format!("text must be at most {limit} characters"));
     }
-    let rate = sample_rate(&request["speech_sample_rate"], &request["model"]);
+    let rate = sample_rate(&request["speech_sample_rate"]);
     let samples = tone(*script.tts_audio.lock().expect("not poisoned"), rate);
     script.tts_requests.lock().expect("not poisoned").push(TtsRequest {
         transport: "rest",
+        query: HashMap::new(),
         body: request.clone(),
         text,
         connection: None,
@@ -467,21 +547,16 @@ async fn tts_rest(State(script): State<Arc<Script>>, headers: HeaderMap, body: B
     json_answer(&answer)
 }
 
+/// Sarvam's refusal of a request its validation rejects (`ErrorMessage` of the SDK).
 fn unprocessable(message: &str) -> Response {
-    let body = json!({"error": {"message": message, "code": "unprocessable_entity_error"}}).to_string();
+    let body = json!({"error": {"message": message, "code": "unprocessable_entity_error", "request_id": request_id()}})
+        .to_string();
     (StatusCode::UNPROCESSABLE_ENTITY, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// The rate asked for, as a number or a string; else the model's default.
-fn sample_rate(value: &Value, model: &Value) -> u32 {
-    let asked = value.as_u64().or_else(|| value.as_str()?.parse().ok()).and_then(|r| u32::try_from(r).ok());
-    asked.unwrap_or(if model == "bulbul:v3" { 24_000 } else { 22_050 })
-}
-
-/// A 440 Hz tone, so the audio is not silence.
-fn tone(duration: Duration, rate: u32) -> Vec<i16> {
-    let count = (duration.as_secs_f64() * f64::from(rate)).round() as usize;
-    (0..count).map(|i| ((i as f32 * 440.0 * TAU / rate as f32).sin() * 8_000.0) as i16).collect()
+/// The rate asked for (checked to be a supported integer); else the API's default, 22050.
+fn sample_rate(value: &Value) -> u32 {
+    value.as_u64().and_then(|r| u32::try_from(r).ok()).unwrap_or(22_050)
 }
 
 fn wav(samples: &[i16], rate: u32) -> Vec<u8> {
@@ -510,23 +585,27 @@ async fn tts_ws(
     if let Err(fault) = script.admit("tts-ws", &headers, Fault::is_status) {
         return status_answer(&fault);
     }
+    if query.get("model").is_some_and(|model| !TTS_MODELS.contains(&model.as_str())) {
+        return unprocessable(&format!("model: Input should be {}", TTS_MODELS.join(", ")));
+    }
     let connection = script.tts_connections.fetch_add(1, Ordering::SeqCst) + 1;
     upgrade.on_upgrade(move |socket| tts_session(script, socket, query, connection))
 }
 
 async fn tts_session(script: Arc<Script>, mut socket: WebSocket, query: HashMap<String, String>, connection: usize) {
-    let model = json!(query.get("model").cloned().unwrap_or_else(|| "bulbul:v2".into()));
+    let model = query.get("model").cloned().unwrap_or_else(|| "bulbul:v2".into());
     let completion = query.get("send_completion_event").is_none_or(|v| v == "true");
     let mut config: Option<Value> = None;
     let mut text = String::new();
     while let Some(Ok(message)) = socket.recv().await {
         let Message::Text(raw) = message else { continue };
         let Ok(message) = serde_json::from_str::<Value>(raw.as_str()) else { continue };
+        script.messages.lock().expect("not poisoned").push(("tts-ws", message.clone()));
         match message["type"].as_str().unwrap_or_default() {
             "config" => {
                 let data = &message["data"];
-                if data["target_language_code"].as_str().is_none() || data["speaker"].as_str().is_none() {
-                    let _ = socket.send(tts_error("target_language_code and speaker are required", 422)).await;
+                if let Err(why) = check_synthesis(&model, data, true) {
+                    let _ = socket.send(tts_error(&why, 422)).await;
                     continue;
                 }
                 config = Some(data.clone());
@@ -542,7 +621,7 @@ async fn tts_session(script: Arc<Script>, mut socket: WebSocket, query: HashMap<
                     let _ = socket.send(tts_error("the mock streams linear16 or wav only", 400)).await;
                     continue;
                 }
-                let rate = sample_rate(&config["speech_sample_rate"], &model);
+                let rate = sample_rate(&config["speech_sample_rate"]);
                 let samples = if text.is_empty() {
                     Vec::new()
                 } else {
@@ -550,6 +629,7 @@ async fn tts_session(script: Arc<Script>, mut socket: WebSocket, query: HashMap<
                 };
                 script.tts_requests.lock().expect("not poisoned").push(TtsRequest {
                     transport: "ws",
+                    query: query.clone(),
                     body: config.clone(),
                     text: std::mem::take(&mut text),
                     connection: Some(connection),

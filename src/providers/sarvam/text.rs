@@ -1,21 +1,21 @@
 //! Cutting text that is too long for one synthesis request into pieces that each sound whole.
 //!
-//! Sarvam refuses texts over a per-model length (bulbul:v3 2500 characters, bulbul:v2 commonly
-//! cited as 1500). Pieces end at a sentence end when one fits, else at a space, so the voice's
+//! Sarvam refuses texts over a per-model length (bulbul:v3 and v4-flash 2500 characters,
+//! bulbul:v2 1500, as its SDK documents). Pieces end at a sentence end when one fits, else at a space, so the voice's
 //! intonation resets where a listener expects a pause; only a single unbroken run of over
 //! `limit` characters is cut mid-word.
 
-/// Characters bulbul:v3 takes in one request.
+/// Characters bulbul:v3 and v4-flash take in one request.
 const V3_LIMIT: usize = 2_500;
-/// Characters bulbul:v2 (and, conservatively, any other model) takes in one request.
-const DEFAULT_LIMIT: usize = 1_500;
+/// Characters bulbul:v2 takes in one request.
+const V2_LIMIT: usize = 1_500;
 
 /// Sentence ends in the scripts we speak: Latin punctuation, the Devanagari danda and double
 /// danda (also used by Bengali, Odia and Punjabi text), and line breaks.
 const SENTENCE_ENDS: &[char] = &['.', '!', '?', '।', '॥', '\n'];
 
 pub(super) fn limit(model: &str) -> usize {
-    if model.starts_with("bulbul:v3") { V3_LIMIT } else { DEFAULT_LIMIT }
+    if model == super::catalog::V2 { V2_LIMIT } else { V3_LIMIT }
 }
 
 /// `text` in pieces of at most `limit` characters, trimmed, none empty.
@@ -93,6 +93,7 @@ mod tests {
     #[test]
     fn limits_follow_the_model() {
         assert_eq!(limit("bulbul:v3"), 2_500);
+        assert_eq!(limit("bulbul:v4-flash"), 2_500);
         assert_eq!(limit("bulbul:v2"), 1_500);
     }
 }

@@ -11,10 +11,11 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{PROVIDER, SpeechRequest, TextToSpeech, TtsConfig, is_v2, text, wav};
+use super::{AUTH, PROVIDER, TtsConfig, VoiceSettings, text};
 use crate::audio::AudioFrame;
 use crate::providers::ProviderError;
-use crate::providers::http::SarvamPost;
+use crate::providers::http::{Post, endpoint};
+use crate::providers::tts::{SpeechRequest, TextToSpeech, wav};
 
 pub(super) struct SarvamRest {
     client: Arc<Client>,
@@ -51,7 +52,8 @@ impl TextToSpeech for SarvamRest {
     ) -> BoxFuture<'_, Result<BoxStream<'static, Result<AudioFrame, ProviderError>>, ProviderError>> {
         let client = self.client.clone();
         Box::pin(async move {
-            let mut texts: VecDeque<String> = text::split(&request.text, text::limit(&request.model)).into();
+            let mut texts: VecDeque<String> =
+                text::split(&request.text, text::limit(&client.config.voice.model)).into();
             let Some(first) = texts.pop_front() else { return Ok(stream::empty().boxed()) };
             // The first piece is fetched here so that its failures reach the caller before any
             // audio, as the trait promises; later pieces are fetched as the audio is consumed.
@@ -79,12 +81,13 @@ async fn next(mut pending: Pending) -> Option<(Result<AudioFrame, ProviderError>
 
 impl Client {
     async fn synthesize(&self, request: &SpeechRequest, text: &str) -> Result<Vec<AudioFrame>, ProviderError> {
-        let payload = payload(request, text, self.config.sample_rate);
-        let post = SarvamPost {
+        let payload = payload(request, &self.config.voice, text, self.config.sample_rate);
+        let post = Post {
+            provider: PROVIDER,
             http: &self.http,
             retry: &self.config.retry,
-            base_url: &self.config.base_url,
-            path: "text-to-speech",
+            url: endpoint(PROVIDER, &self.config.base_url, "text-to-speech")?,
+            auth: AUTH,
             key: &self.config.api_key,
             timeout: self.config.timeout,
         };
@@ -92,18 +95,20 @@ impl Client {
     }
 }
 
-fn payload(request: &SpeechRequest, text: &str, sample_rate: u32) -> Value {
+/// The body of `POST /text-to-speech`; `language_code` is the field's current name
+/// (`target_language_code` was the old one).
+fn payload(request: &SpeechRequest, voice: &VoiceSettings, text: &str, sample_rate: u32) -> Value {
     let mut payload = json!({
         "text": text,
-        "target_language_code": request.language,
+        "language_code": request.language,
         "speaker": request.voice,
-        "model": request.model,
-        "pace": request.pace,
+        "model": voice.model,
+        "pace": voice.pace,
         "speech_sample_rate": sample_rate,
     });
-    if is_v2(&request.model) {
-        payload["pitch"] = json!(request.pitch);
-        payload["loudness"] = json!(request.loudness);
+    if voice.is_v2() {
+        payload["pitch"] = json!(voice.pitch);
+        payload["loudness"] = json!(voice.loudness);
         // v3 always normalises numbers, dates and mixed scripts; v2 only when asked, and model
         // answers are full of them.
         payload["enable_preprocessing"] = json!(true);
@@ -131,27 +136,23 @@ fn decode(body: &[u8]) -> Result<Vec<AudioFrame>, ProviderError> {
 mod tests {
     use super::*;
 
-    fn request(model: &str) -> SpeechRequest {
-        SpeechRequest {
-            text: "नमस्ते".into(),
-            language: "hi-IN".into(),
-            voice: "anushka".into(),
-            model: model.into(),
-            pace: 1.0,
-            pitch: 0.25,
-            loudness: 1.5,
-        }
+    fn voice(model: &str) -> VoiceSettings {
+        VoiceSettings { model: model.into(), pace: 1.0, pitch: 0.25, loudness: 1.5 }
     }
 
     #[test]
     fn v2_only_fields_are_sent_to_v2_only() {
-        let v2 = payload(&request("bulbul:v2"), "hello", 24_000);
+        let request =
+            SpeechRequest { text: "नमस्ते".into(), language: "hi-IN".into(), voice: "anushka".into() };
+        let v2 = payload(&request, &voice("bulbul:v2"), "hello", 24_000);
         assert_eq!(v2["pitch"], 0.25);
         assert_eq!(v2["loudness"], 1.5);
         assert_eq!(v2["enable_preprocessing"], true);
         assert_eq!(v2["speech_sample_rate"], 24_000);
         assert_eq!(v2["text"], "hello");
-        let v3 = payload(&request("bulbul:v3"), "hello", 24_000);
+        assert_eq!(v2["language_code"], "hi-IN");
+        assert!(v2.get("target_language_code").is_none(), "the old name is gone");
+        let v3 = payload(&request, &voice("bulbul:v3"), "hello", 24_000);
         assert!(v3.get("pitch").is_none() && v3.get("loudness").is_none() && v3.get("enable_preprocessing").is_none());
     }
 

@@ -20,7 +20,8 @@
 //!   END_SPEECH before the flush still awaited one. After such a segment the flush may have
 //!   nothing left to transcribe (the caller was silent since) and Sarvam may not answer it, so
 //!   we wait only [`SETTLE`] for it, and do not reuse that socket, whose late answer would
-//!   otherwise land in the next utterance.
+//!   otherwise land in the next utterance. The words of such segments are the utterance's
+//!   [`Utterance::partial`] while the caller goes on.
 //!
 //! [`RetryPolicy`]: crate::providers::RetryPolicy
 
@@ -34,8 +35,9 @@ use futures_util::future::{self, BoxFuture};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{PROVIDER, SAMPLE_RATE, SpeechToText, SttConfig, Tail, Transcript, Utterance};
+use super::{AUTH, PROVIDER, SttConfig};
 use crate::providers::ProviderError;
+use crate::providers::stt::{SAMPLE_RATE, SpeechToText, Tail, Transcript, Utterance};
 use crate::providers::websocket::{self, Socket};
 
 /// 50 ms of audio per message, as Sarvam's examples and LiveKit send.
@@ -77,6 +79,10 @@ struct StreamingUtterance {
     commands: mpsc::UnboundedSender<Command>,
     /// Set by the task when it gives up, so pushes fail early with the reason.
     failure: Arc<OnceLock<ProviderError>>,
+    /// The transcripts of the segments Sarvam closed on its own so far.
+    heard: Arc<Mutex<String>>,
+    /// What [`Utterance::partial`] last returned.
+    shown: String,
     timeout: Duration,
     pushed: bool,
 }
@@ -87,6 +93,7 @@ struct Session {
     language: String,
     commands: mpsc::UnboundedReceiver<Command>,
     failure: Arc<OnceLock<ProviderError>>,
+    heard: Arc<Mutex<String>>,
     audio: Tail,
     finish: Option<oneshot::Sender<Result<Heard, ProviderError>>>,
     retries: u32,
@@ -127,17 +134,26 @@ impl SpeechToText for SarvamStreaming {
     fn start(&self, language: &str) -> BoxFuture<'_, Result<Box<dyn Utterance>, ProviderError>> {
         let (commands, receiver) = mpsc::unbounded_channel();
         let failure = Arc::new(OnceLock::new());
+        let heard = Arc::new(Mutex::new(String::new()));
         let session = Session {
             shared: self.shared.clone(),
             language: language.to_owned(),
             commands: receiver,
             failure: failure.clone(),
+            heard: heard.clone(),
             audio: Tail::default(),
             finish: None,
             retries: 0,
         };
         tokio::spawn(session.run());
-        let utterance = StreamingUtterance { commands, failure, timeout: self.shared.config.timeout, pushed: false };
+        let utterance = StreamingUtterance {
+            commands,
+            failure,
+            heard,
+            shown: String::new(),
+            timeout: self.shared.config.timeout,
+            pushed: false,
+        };
         Box::pin(future::ready(Ok(Box::new(utterance) as Box<dyn Utterance>)))
     }
 }
@@ -150,6 +166,15 @@ impl Utterance for StreamingUtterance {
         };
         self.pushed |= !audio.is_empty();
         Box::pin(future::ready(result))
+    }
+
+    fn partial(&mut self) -> Option<String> {
+        let heard = self.heard.lock().expect("the words are never left half-written").clone();
+        if heard.is_empty() || heard == self.shown {
+            return None;
+        }
+        self.shown.clone_from(&heard);
+        Some(heard)
     }
 
     fn finish(self: Box<Self>) -> BoxFuture<'static, Result<Transcript, ProviderError>> {
@@ -220,17 +245,17 @@ impl Session {
             return Ok(link(socket, true));
         }
         let config = &self.shared.config;
-        let mut query = vec![
+        let query = [
             ("language-code", self.language.as_str()),
             ("model", config.model.as_str()),
+            ("mode", config.mode.as_str()),
             ("sample_rate", "16000"),
             ("vad_signals", "true"),
             ("flush_signal", "true"),
             ("input_audio_codec", "pcm_s16le"),
         ];
-        query.extend(config.mode().map(|mode| ("mode", mode)));
         let url = websocket::url(PROVIDER, &config.base_url, "speech-to-text/ws", &query)?;
-        let socket = websocket::connect(PROVIDER, &url, &config.api_key, config.timeout).await?;
+        let socket = websocket::connect(PROVIDER, &url, AUTH, &config.api_key, config.timeout).await?;
         Ok(link(socket, false))
     }
 
@@ -347,6 +372,7 @@ impl Session {
                     tracing::debug!("Sarvam closed a segment on its own");
                     link.segmented = true;
                     link.owed = link.owed.saturating_sub(1);
+                    *self.heard.lock().expect("the words are never left half-written") = link.segments.join(" ");
                 }
                 Ok(!own_segment)
             }

@@ -5,7 +5,7 @@
 //! which the socket is idle and reusable. Reuse saves a TLS and WebSocket handshake per sentence,
 //! which would otherwise sit between the model's text and the caller hearing it.
 //!
-//! - Idle sockets are kept per model (a query parameter, fixed per socket) for at most 50 s:
+//! - Idle sockets are kept (the model is a query parameter, fixed per socket) for at most 50 s:
 //!   Sarvam closes them after 60 s idle, and a fresh handshake costs less than keeping a ping
 //!   task per socket alive. One that was closed anyway is noticed on first use and replaced at
 //!   once, without counting as a retry.
@@ -15,6 +15,8 @@
 //! - Audio is asked for as `linear16`, raw little-endian 16-bit PCM at the configured rate, so
 //!   pieces need no decoder and pass on as they come. A piece that starts with a RIFF header
 //!   is read as a WAV file, in case a server answers `wav` anyway.
+//! - The config names the language as `language_code` and the rate as an integer, as Sarvam's
+//!   SDK types them (`target_language_code` and a string rate were the old spec's).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,9 +28,11 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{PROVIDER, SpeechRequest, TextToSpeech, TtsConfig, is_v2, text, wav};
+use super::{AUTH, PROVIDER, TtsConfig, VoiceSettings, text};
 use crate::audio::AudioFrame;
 use crate::providers::ProviderError;
+use crate::providers::tts::pcm::PcmDecoder;
+use crate::providers::tts::{SpeechRequest, TextToSpeech};
 use crate::providers::websocket::{self, Socket};
 
 /// How long an idle socket is kept; Sarvam closes it after 60 s without traffic.
@@ -51,7 +55,6 @@ struct Shared {
 }
 
 struct Idle {
-    model: String,
     socket: Socket,
     since: Instant,
 }
@@ -88,16 +91,16 @@ impl TextToSpeech for SarvamStreaming {
         request: SpeechRequest,
     ) -> BoxFuture<'_, Result<BoxStream<'static, Result<AudioFrame, ProviderError>>, ProviderError>> {
         Box::pin(async move {
-            let texts = text::split(&request.text, text::limit(&request.model));
+            let texts = text::split(&request.text, text::limit(&self.shared.config.voice.model));
             if texts.is_empty() {
                 return Ok(stream::empty().boxed());
             }
             let mut retry = 0;
             loop {
-                let mut decoder = Decoder::new(self.shared.config.sample_rate);
-                let (mut socket, reused) = match self.shared.take_idle(&request.model) {
+                let mut decoder = PcmDecoder::new(self.shared.config.sample_rate);
+                let (mut socket, reused) = match self.shared.take_idle() {
                     Some(socket) => (socket, true),
-                    None => match self.shared.connect(&request.model).await {
+                    None => match self.shared.connect().await {
                         Ok(socket) => (socket, false),
                         Err(error) => {
                             retry += 1;
@@ -108,12 +111,12 @@ impl TextToSpeech for SarvamStreaming {
                 };
                 match self.shared.start(&mut socket, &request, &texts, &mut decoder, reused).await {
                     Ok(Start::Silent) => {
-                        self.shared.put_idle(&request.model, socket);
+                        self.shared.put_idle(socket);
                         return Ok(stream::empty().boxed());
                     }
                     Ok(Start::Audio(first)) => {
                         let (sender, receiver) = mpsc::unbounded_channel();
-                        tokio::spawn(self.shared.clone().pump(socket, request.model, decoder, sender));
+                        tokio::spawn(self.shared.clone().pump(socket, decoder, sender));
                         let rest =
                             stream::unfold(receiver, |mut r| async move { r.recv().await.map(|item| (item, r)) });
                         return Ok(stream::once(async move { Ok(first) }).chain(rest).boxed());
@@ -132,10 +135,10 @@ impl TextToSpeech for SarvamStreaming {
 }
 
 impl Shared {
-    async fn connect(&self, model: &str) -> Result<Socket, ProviderError> {
-        let query = [("model", model), ("send_completion_event", "true")];
+    async fn connect(&self) -> Result<Socket, ProviderError> {
+        let query = [("model", self.config.voice.model.as_str()), ("send_completion_event", "true")];
         let url = websocket::url(PROVIDER, &self.config.base_url, "text-to-speech/ws", &query)?;
-        websocket::connect(PROVIDER, &url, &self.config.api_key, self.config.timeout).await
+        websocket::connect(PROVIDER, &url, AUTH, &self.config.api_key, self.config.timeout).await
     }
 
     /// Waits before retry number `retry`, or gives `error` back when the policy gives up.
@@ -152,7 +155,7 @@ impl Shared {
         socket: &mut Socket,
         request: &SpeechRequest,
         texts: &[String],
-        decoder: &mut Decoder,
+        decoder: &mut PcmDecoder,
         reused: bool,
     ) -> Result<Start, Failure> {
         let mut heard = false;
@@ -160,7 +163,7 @@ impl Shared {
             let stale = reused && !heard && matches!(error, ProviderError::Network { .. });
             Failure { error, stale }
         };
-        let mut messages = vec![config_message(request, self.config.sample_rate)];
+        let mut messages = vec![config_message(request, &self.config.voice, self.config.sample_rate)];
         // Sarvam joins the texts of a flush as they come; a space keeps pieces' words apart.
         let last = texts.len().saturating_sub(1);
         messages.extend(texts.iter().enumerate().map(|(i, text)| {
@@ -187,8 +190,7 @@ impl Shared {
     async fn pump(
         self: Arc<Self>,
         mut socket: Socket,
-        model: String,
-        mut decoder: Decoder,
+        mut decoder: PcmDecoder,
         listener: mpsc::UnboundedSender<Result<AudioFrame, ProviderError>>,
     ) {
         loop {
@@ -196,7 +198,7 @@ impl Shared {
                 Ok(Event::Audio(frame)) => {
                     let _ = listener.send(Ok(frame));
                 }
-                Ok(Event::Final) => return self.put_idle(&model, socket),
+                Ok(Event::Final) => return self.put_idle(socket),
                 Ok(Event::Other) => {}
                 Err(error) => {
                     let _ = listener.send(Err(error));
@@ -207,7 +209,7 @@ impl Shared {
     }
 
     /// The next message, within the timeout; error messages become errors.
-    async fn next_event(&self, socket: &mut Socket, decoder: &mut Decoder) -> Result<Event, ProviderError> {
+    async fn next_event(&self, socket: &mut Socket, decoder: &mut PcmDecoder) -> Result<Event, ProviderError> {
         let timeout = self.config.timeout;
         let message = tokio::time::timeout(timeout, websocket::receive(PROVIDER, socket))
             .await
@@ -217,7 +219,7 @@ impl Shared {
             "audio" => {
                 let audio = data["audio"].as_str().ok_or_else(|| protocol("an audio message without audio"))?;
                 let bytes = STANDARD.decode(audio).map_err(|e| protocol(&format!("audio is not base64: {e}")))?;
-                Ok(decoder.decode(&bytes)?.map_or(Event::Other, Event::Audio))
+                Ok(decoder.decode(&bytes).map_err(|e| protocol(&e))?.map_or(Event::Other, Event::Audio))
             }
             "event" if data["event_type"] == "final" => Ok(Event::Final),
             "error" => Err(websocket::error_from(PROVIDER, data, &self.config.api_key)),
@@ -228,35 +230,33 @@ impl Shared {
         }
     }
 
-    fn take_idle(&self, model: &str) -> Option<Socket> {
+    fn take_idle(&self) -> Option<Socket> {
         let mut idle = self.idle.lock().expect("the idle list is never left half-changed");
         idle.retain(|socket| socket.since.elapsed() < IDLE_LIMIT);
-        let at = idle.iter().position(|socket| socket.model == model)?;
-        Some(idle.swap_remove(at).socket)
+        idle.pop().map(|idle| idle.socket)
     }
 
-    fn put_idle(&self, model: &str, socket: Socket) {
+    fn put_idle(&self, socket: Socket) {
         let mut idle = self.idle.lock().expect("the idle list is never left half-changed");
         if idle.len() < MAX_IDLE {
-            idle.push(Idle { model: model.to_owned(), socket, since: Instant::now() });
+            idle.push(Idle { socket, since: Instant::now() });
         }
     }
 }
 
-fn config_message(request: &SpeechRequest, sample_rate: u32) -> Value {
+fn config_message(request: &SpeechRequest, voice: &VoiceSettings, sample_rate: u32) -> Value {
     let mut data = json!({
-        "target_language_code": request.language,
+        "language_code": request.language,
         "speaker": request.voice,
-        "pace": request.pace,
-        // The WebSocket spec types the rate as a string.
-        "speech_sample_rate": sample_rate.to_string(),
+        "pace": voice.pace,
+        "speech_sample_rate": sample_rate,
         "output_audio_codec": "linear16",
         "min_buffer_size": MIN_BUFFER_SIZE,
         "max_chunk_length": MAX_CHUNK_LENGTH,
     });
-    if is_v2(&request.model) {
-        data["pitch"] = json!(request.pitch);
-        data["loudness"] = json!(request.loudness);
+    if voice.is_v2() {
+        data["pitch"] = json!(voice.pitch);
+        data["loudness"] = json!(voice.loudness);
         data["enable_preprocessing"] = json!(true);
     }
     json!({"type": "config", "data": data})
@@ -266,75 +266,23 @@ fn protocol(message: &str) -> ProviderError {
     ProviderError::Protocol { provider: PROVIDER, message: message.to_owned() }
 }
 
-/// Turns audio pieces into samples; a piece may end mid-sample, so an odd byte waits for the next.
-struct Decoder {
-    sample_rate: u32,
-    carry: Option<u8>,
-}
-
-impl Decoder {
-    fn new(sample_rate: u32) -> Self {
-        Self { sample_rate, carry: None }
-    }
-
-    /// The piece's audio, or `None` when it held less than one sample.
-    fn decode(&mut self, bytes: &[u8]) -> Result<Option<AudioFrame>, ProviderError> {
-        if bytes.starts_with(b"RIFF") {
-            let frame = wav::decode(bytes).map_err(|e| protocol(&format!("an audio piece is a bad WAV file: {e}")))?;
-            return Ok(Some(frame));
-        }
-        let mut joined = Vec::with_capacity(bytes.len() + 1);
-        joined.extend(self.carry.take());
-        joined.extend_from_slice(bytes);
-        let pairs = joined.chunks_exact(2);
-        self.carry = pairs.remainder().first().copied();
-        let samples: Vec<i16> = pairs.map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect();
-        Ok((!samples.is_empty()).then_some(AudioFrame { samples, sample_rate: self.sample_rate }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn pcm_pieces_may_split_samples() {
-        let mut decoder = Decoder::new(24_000);
-        let bytes: Vec<u8> = [1_i16, -2, 300].iter().flat_map(|s| s.to_le_bytes()).collect();
-        let first = decoder.decode(&bytes[..3]).expect("pcm").expect("one sample");
-        assert_eq!(first.samples, vec![1]);
-        assert!(decoder.decode(&bytes[3..4]).expect("pcm").is_some());
-        let last = decoder.decode(&bytes[4..]).expect("pcm").expect("a sample");
-        assert_eq!(last, AudioFrame { samples: vec![300], sample_rate: 24_000 });
-        assert!(decoder.decode(&[7]).expect("pcm").is_none());
-    }
-
-    #[test]
-    fn wav_pieces_are_read_as_files() {
-        let mut decoder = Decoder::new(24_000);
-        let frame = decoder.decode(&wav::encode(&[5, 6], 16_000)).expect("wav").expect("audio");
-        assert_eq!(frame, AudioFrame { samples: vec![5, 6], sample_rate: 16_000 });
-        assert!(decoder.decode(b"RIFF....WAVEjunk").is_err());
-    }
-
-    #[test]
-    fn config_asks_for_raw_pcm_and_v2_fields_only_for_v2() {
-        let request = SpeechRequest {
-            text: "hi".into(),
-            language: "en-IN".into(),
-            voice: "shubh".into(),
-            model: "bulbul:v3".into(),
-            pace: 1.25,
-            pitch: 0.1,
-            loudness: 1.0,
-        };
-        let message = config_message(&request, 22_050);
+    fn config_asks_for_raw_pcm_at_an_integer_rate_and_v2_fields_only_for_v2() {
+        let request = SpeechRequest { text: "hi".into(), language: "en-IN".into(), voice: "shubh".into() };
+        let v3 = VoiceSettings { model: "bulbul:v3".into(), pace: 1.25, pitch: 0.1, loudness: 1.0 };
+        let message = config_message(&request, &v3, 22_050);
         assert_eq!(message["type"], "config");
         assert_eq!(message["data"]["output_audio_codec"], "linear16");
-        assert_eq!(message["data"]["speech_sample_rate"], "22050");
+        assert_eq!(message["data"]["speech_sample_rate"], 22_050, "an integer, as the SDK types it");
+        assert_eq!(message["data"]["language_code"], "en-IN");
+        assert!(message["data"].get("target_language_code").is_none());
         assert_eq!(message["data"]["pace"], 1.25);
         assert!(message["data"].get("pitch").is_none());
-        let v2 = config_message(&SpeechRequest { model: "bulbul:v2".into(), ..request }, 22_050);
+        let v2 = config_message(&request, &VoiceSettings { model: "bulbul:v2".into(), ..v3 }, 22_050);
         assert!(v2["data"]["pitch"].is_number() && v2["data"]["loudness"].is_number());
     }
 }

@@ -8,9 +8,10 @@ use futures_util::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
 
-use super::{PROVIDER, SAMPLE_RATE, SpeechToText, SttConfig, Tail, Transcript, Utterance};
+use super::{AUTH, PROVIDER, SttConfig};
 use crate::providers::ProviderError;
-use crate::providers::http::SarvamPost;
+use crate::providers::http::{Post, endpoint};
+use crate::providers::stt::{SAMPLE_RATE, SpeechToText, Tail, Transcript, Utterance};
 use crate::providers::tts::wav;
 
 pub(super) struct SarvamRest {
@@ -71,11 +72,12 @@ impl Utterance for RestUtterance {
 
 impl Client {
     async fn transcribe(&self, language: &str, file: &[u8]) -> Result<Answer, ProviderError> {
-        let post = SarvamPost {
+        let post = Post {
+            provider: PROVIDER,
             http: &self.http,
             retry: &self.config.retry,
-            base_url: &self.config.base_url,
-            path: "speech-to-text",
+            url: endpoint(PROVIDER, &self.config.base_url, "speech-to-text")?,
+            auth: AUTH,
             key: &self.config.api_key,
             timeout: self.config.timeout,
         };
@@ -92,13 +94,10 @@ impl Client {
             .file_name("audio.wav")
             .mime_str("audio/wav")
             .expect("audio/wav is a valid MIME type");
-        let form = Form::new()
+        Form::new()
             .part("file", part)
             .text("model", self.config.model.clone())
-            .text("language_code", language.to_owned());
-        match self.config.mode() {
-            Some(mode) => form.text("mode", mode.to_owned()),
-            None => form,
-        }
+            .text("mode", self.config.mode.clone())
+            .text("language_code", language.to_owned())
     }
 }

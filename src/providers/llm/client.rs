@@ -16,8 +16,11 @@ use url::Url;
 use super::chunks::Assembler;
 use super::sse::SseDecoder;
 use super::{ChatDelta, ChatMessage, ChatModel, ChatRequest, LlmConfig, Role};
-use crate::providers::http::endpoint;
+use crate::providers::http::{body, endpoint};
 use crate::providers::{ProviderError, retry_after};
+
+/// Longest wait for the model list at start-up: it must not hold the worker up for long.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) struct OpenAiCompatible {
     config: LlmConfig,
@@ -80,7 +83,7 @@ impl ChatModel for OpenAiCompatible {
         Box::pin(async move {
             let provider = self.config.provider;
             let url = endpoint(provider, &self.config.base_url, "chat/completions")?;
-            let payload = payload(&request);
+            let payload = payload(&request, self.config.reasoning_effort.as_deref());
             let (body, first) = self.config.retry.run(|| self.open(&url, &payload)).await?;
             let mut reader = Reader {
                 provider,
@@ -150,9 +153,24 @@ impl Reader {
     }
 }
 
+/// `GET {base}/models`: `{"object":"list","data":[{"id":...},...]}`.
+pub(super) async fn list_models(config: &LlmConfig, http: &reqwest::Client) -> Result<Vec<String>, ProviderError> {
+    let provider = config.provider;
+    let url = endpoint(provider, &config.base_url, "models")?;
+    let timeout = config.timeout.min(LIST_TIMEOUT);
+    let sent = http.get(url).bearer_auth(config.api_key.expose()).timeout(timeout).send().await;
+    let answer = body(provider, sent, &config.api_key, timeout).await?;
+    let listed: Value = serde_json::from_slice(&answer)
+        .map_err(|e| ProviderError::Protocol { provider, message: format!("the model list is not JSON: {e}") })?;
+    let ids = listed["data"]
+        .as_array()
+        .ok_or_else(|| ProviderError::Protocol { provider, message: "the model list has no `data` array".into() })?;
+    Ok(ids.iter().filter_map(|model| model["id"].as_str().map(str::to_owned)).collect())
+}
+
 /// The request body. `max_completion_tokens` is the field OpenAI and Groq both document
 /// (`max_tokens` is deprecated by both, and refused by OpenAI's reasoning models).
-fn payload(request: &ChatRequest) -> Value {
+fn payload(request: &ChatRequest, reasoning_effort: Option<&str>) -> Value {
     let mut payload = json!({
         "model": request.model,
         "messages": request.messages.iter().map(message).collect::<Vec<_>>(),
@@ -161,6 +179,9 @@ fn payload(request: &ChatRequest) -> Value {
         "temperature": request.temperature,
         "max_completion_tokens": request.max_tokens,
     });
+    if let Some(effort) = reasoning_effort {
+        payload["reasoning_effort"] = json!(effort);
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -223,7 +244,7 @@ mod tests {
                 parameters: json!({"type": "object"}),
             }],
         };
-        let payload = payload(&request);
+        let payload = payload(&request, None);
         assert_eq!(payload["stream"], true);
         assert_eq!(payload["stream_options"], json!({"include_usage": true}));
         assert_eq!(payload["max_completion_tokens"], 200);
@@ -234,8 +255,10 @@ mod tests {
         assert_eq!(payload["messages"][2]["content"], Value::Null);
         assert_eq!(payload["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"q\":1}");
         assert_eq!(payload["messages"][3], json!({"role": "tool", "content": "42", "tool_call_id": "call_1"}));
-        let plain = super::payload(&ChatRequest { tools: vec![], ..request });
+        assert!(payload.get("reasoning_effort").is_none());
+        let plain = super::payload(&ChatRequest { tools: vec![], ..request }, Some("low"));
         assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
+        assert_eq!(plain["reasoning_effort"], "low");
     }
 
     #[tokio::test]
