@@ -269,7 +269,11 @@ fn session(settings: &Settings, outbox: Outbox) -> Arc<dyn AgentSession> {
         .filter_map(|(missing, name)| missing.then_some(name))
         .collect();
     if missing.is_empty() {
-        Arc::new(PipelineSession::new(providers.clone(), reqwest::Client::new(), outbox))
+        let n8n = &settings.n8n;
+        Arc::new(
+            PipelineSession::new(providers.clone(), reqwest::Client::new(), outbox)
+                .with_n8n(n8n.base_url.clone(), n8n.webhook_secret.clone()),
+        )
     } else {
         tracing::warn!(
             "{} not set: the agent will only echo what it hears; set them in .env to talk with it",

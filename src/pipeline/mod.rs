@@ -15,9 +15,12 @@
 //!   [`tools::LeadSheet`]) and `end_call`; other tools come from the agent's builder.
 //! - Records: [`record`] is what a call leaves for n8n.
 
+mod analysis;
 pub(crate) mod core;
+mod fillers;
 pub mod metrics;
 pub(crate) mod playout;
+mod profile_tools;
 mod providers;
 pub mod record;
 pub mod sentences;
@@ -28,5 +31,7 @@ pub(crate) mod state;
 pub(crate) mod tools;
 pub mod turn;
 pub mod vad;
+mod variables;
 
+pub use profile_tools::{ToolEndpoints, profile_tools};
 pub use session::PipelineSession;

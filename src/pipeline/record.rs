@@ -35,6 +35,13 @@ pub struct CallRecord {
     pub lead_missing: Vec<String>,
     pub latency: LatencySummary,
     pub turns: Vec<TurnMetrics>,
+    /// What the profile's `[analysis]` asked to learn about the call; absent when it asks for
+    /// nothing, or when the analysis failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<serde_json::Value>,
+    /// Why a call the profile wanted analysed has no `analysis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,8 +4,13 @@
 //! would otherwise silently fall back to a default) and then resolved against the deployment's
 //! defaults, so the rest of the product only ever sees complete, checked profiles.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::analysis::{self, AnalysisOptions};
+use super::tools::{self, ToolDef};
+use super::variables::{self, DEFAULT_TIME_ZONE};
 use crate::config::{LlmProvider, ProfileDefaults};
 use crate::providers::tts::catalog;
 
@@ -28,6 +33,18 @@ pub struct AgentProfile {
     pub lead_fields: Vec<LeadField>,
     /// Said when a provider fails, so the caller is never left in silence.
     pub apology: String,
+    /// Said once while a tool is slow; `None`: a short "one moment" in the call's language.
+    pub filler: Option<String>,
+    /// How long a tool may run before the filler is said.
+    pub filler_after_ms: u32,
+    /// Functions answered by webhooks (n8n workflows) during the call.
+    pub tools: Vec<ToolDef>,
+    /// The IANA time zone of `{{today}}` and `{{now}}` in the prompt and greeting.
+    pub time_zone: String,
+    /// Values of `{{name}}` placeholders when the call's metadata does not give one.
+    pub variables: BTreeMap<String, String>,
+    /// What to learn about each call once it is over; `None` for nothing.
+    pub analysis: Option<AnalysisOptions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,6 +181,18 @@ pub struct ProfileDoc {
     pub lead_fields: Vec<LeadField>,
     #[serde(default)]
     pub apology: Option<String>,
+    #[serde(default)]
+    pub filler: Option<String>,
+    #[serde(default)]
+    pub filler_after_ms: Option<u32>,
+    #[serde(default)]
+    pub tools: Vec<ToolDef>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub analysis: Option<AnalysisOptions>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -178,6 +207,8 @@ pub struct LlmDoc {
 pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 /// Spoken answers should be a few sentences; this also bounds TTS cost per turn.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
+/// A tool answering within this needs no filler; a longer silence on a call feels broken.
+pub const DEFAULT_FILLER_AFTER_MS: u32 = 700;
 pub const DEFAULT_APOLOGY: &str = "Sorry, I'm having trouble right now. Could you give me a moment and say that again?";
 const STT_MODELS: &[&str] = &["saaras:v3", "saaras:v2.5", "saarika:v2.5"];
 const STT_MODES: &[&str] = &["transcribe", "translate", "verbatim", "translit", "codemix"];
@@ -324,6 +355,16 @@ impl ProfileDoc {
         }
         let apology = self.apology.unwrap_or_else(|| DEFAULT_APOLOGY.to_owned());
         check(!apology.trim().is_empty(), "apology", "must not be empty".into());
+        let filler_ok = self.filler.as_deref().is_none_or(|filler| !filler.trim().is_empty());
+        check(filler_ok, "filler", "must not be empty (leave it out for the default)".into());
+        let filler_after_ms = self.filler_after_ms.unwrap_or(DEFAULT_FILLER_AFTER_MS);
+        check(filler_after_ms <= 10_000, "filler_after_ms", format!("{filler_after_ms} is outside 0 to 10000"));
+        let time_zone = self.time_zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
+        tools::check(&self.tools, &mut problems);
+        variables::check(&time_zone, &self.variables, &mut problems);
+        if let Some(options) = &self.analysis {
+            analysis::check(options, &mut problems);
+        }
 
         if !problems.is_empty() {
             return Err(problems);
@@ -341,6 +382,12 @@ impl ProfileDoc {
             turn: self.turn,
             lead_fields: self.lead_fields,
             apology,
+            filler: self.filler,
+            filler_after_ms,
+            tools: self.tools,
+            time_zone,
+            variables: self.variables,
+            analysis: self.analysis,
         })
     }
 }
