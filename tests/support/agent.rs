@@ -51,6 +51,11 @@ impl Stage {
 
     /// A stage whose worker offers the agents of `profiles` (see [`worker::profiles_in`]).
     pub async fn start_with_profiles(profiles: Arc<ProfileStore>) -> Self {
+        Self::start_with_tools(profiles, None, None).await
+    }
+
+    /// A stage whose profiles' tools reach n8n at `n8n` (N8N_BASE_URL), signed with `secret`.
+    pub async fn start_with_tools(profiles: Arc<ProfileStore>, n8n: Option<Url>, secret: Option<Secret>) -> Self {
         // `RUST_LOG=voice_agent=debug cargo test ...` shows the worker's logs of a failing test.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -70,7 +75,7 @@ impl Stage {
         let spool = tempfile::tempdir().expect("a spool directory");
         let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
         let outbox = Outbox::start(outbox).await.expect("the outbox opens");
-        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox));
+        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox).with_n8n(n8n, secret));
         let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
         worker.registered().await;
         Self { server, sarvam, llm, leads, worker, _spool: spool }

@@ -5,6 +5,7 @@
 pub mod n8n_leads;
 pub mod openai;
 pub mod sarvam;
+pub mod tool_hooks;
 
 use std::collections::VecDeque;
 use std::io;
