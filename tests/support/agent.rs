@@ -101,20 +101,26 @@ impl Stage {
 
     /// A caller joining `room` who publishes no microphone (yet).
     pub async fn call_without_microphone(&self, room: &str, metadata: &str) -> Caller {
-        let grants = VideoGrants { room_join: true, room: room.into(), ..VideoGrants::default() };
-        let token = AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
-            .with_identity("caller")
-            .with_name("Caller")
-            .with_metadata(metadata)
-            .with_grants(grants)
-            .to_jwt()
-            .expect("signs");
-        let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
-        let (room, events) = room::connect(&self.server.url(), &token, options).await.expect("the caller joins");
-        let heard = Arc::new(Mutex::new(Heard::default()));
-        let task = tokio::spawn(record(events, heard.clone()));
-        Caller { room, heard, microphone: None, _task: Recorder(task) }
+        caller_joining(&self.server.url(), room, metadata).await
     }
+}
+
+/// A caller joining `room` on the LiveKit server at `url`, with no microphone yet; `metadata` is
+/// their participant metadata (the agent choice).
+pub async fn caller_joining(url: &str, room: &str, metadata: &str) -> Caller {
+    let grants = VideoGrants { room_join: true, room: room.into(), ..VideoGrants::default() };
+    let token = AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
+        .with_identity("caller")
+        .with_name("Caller")
+        .with_metadata(metadata)
+        .with_grants(grants)
+        .to_jwt()
+        .expect("signs");
+    let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
+    let (room, events) = room::connect(url, &token, options).await.expect("the caller joins");
+    let heard = Arc::new(Mutex::new(Heard::default()));
+    let task = tokio::spawn(record(events, heard.clone()));
+    Caller { room, heard, microphone: None, _task: Recorder(task) }
 }
 
 /// One transcript segment as the caller's client assembles it.
