@@ -12,8 +12,11 @@
 //!   [`speakable::speakable`], which strips markdown and emoji, to text-to-speech; [`playout`]
 //!   knows which words the caller has heard.
 //! - Functions: `capture_lead` (the profile's lead fields, checked and merged into the call's
-//!   [`tools::LeadSheet`]) and `end_call`; other tools come from the agent's builder.
-//! - Records: [`record`] is what a call leaves for n8n.
+//!   [`tools::LeadSheet`]) and `end_call`; other tools come from the agent's builder, and a
+//!   profile's webhook tools from [`profile_tools`].
+//! - Prompts: [`variables`] fills the `{{name}}` placeholders of the prompt and greeting.
+//! - Records: [`record`] is what a call leaves for n8n, checkpointed after every turn and
+//!   analysed after the call when the profile asks ([`analysis`]).
 
 mod analysis;
 pub(crate) mod core;
