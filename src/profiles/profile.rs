@@ -488,6 +488,67 @@ mod tests {
     }
 
     #[test]
+    fn tools_variables_and_analysis_are_read_with_defaults_and_checked_by_field() {
+        let minimal = parse("system_prompt = \"x\"").expect("parses").resolve("a", &defaults()).expect("valid");
+        assert_eq!((minimal.filler.as_deref(), minimal.filler_after_ms), (None, DEFAULT_FILLER_AFTER_MS));
+        assert_eq!(minimal.time_zone, "Asia/Kolkata");
+        assert!(minimal.tools.is_empty() && minimal.variables.is_empty() && minimal.analysis.is_none());
+
+        let full = parse(
+            r#"
+            system_prompt = "Today is {{today}}."
+            filler = "One moment."
+            filler_after_ms = 400
+            time_zone = "Europe/London"
+            [variables]
+            clinic = "Sharma"
+            [[tools]]
+            name = "check_availability"
+            description = "Free slots."
+            webhook = "/webhook/clinic-availability"
+            [analysis]
+            outcomes = ["booked"]
+            "#,
+        )
+        .expect("parses")
+        .resolve("a", &defaults())
+        .expect("valid");
+        assert_eq!((full.filler_after_ms, full.time_zone.as_str()), (400, "Europe/London"));
+        assert_eq!(full.tools[0].timeout_ms, 5_000, "the documented default");
+        assert_eq!(full.tools[0].parameters, serde_json::json!({"type": "object", "properties": {}}));
+        assert_eq!(full.analysis.as_ref().map(|a| a.timeout_secs), Some(20));
+
+        let bad = parse(
+            r#"
+            system_prompt = "x"
+            filler = " "
+            filler_after_ms = 20000
+            time_zone = "IST"
+            [[tools]]
+            name = "capture_lead"
+            description = "x"
+            webhook = "/w"
+            [analysis]
+            "#,
+        )
+        .expect("parses")
+        .resolve("a", &defaults())
+        .expect_err("invalid")
+        .join("\n");
+        for expected in [
+            "filler: must not be empty",
+            "filler_after_ms: 20000 is outside 0 to 10000",
+            "time_zone: `IST` is not a time zone",
+            "tools[0].name: `capture_lead` is a built-in function",
+            "analysis: asks for nothing",
+        ] {
+            assert!(bad.contains(expected), "missing `{expected}` in:\n{bad}");
+        }
+        let error = parse("system_prompt = \"x\"\n[[tools]]\nname = \"a\"\nurl = \"/w\"").expect_err("unknown field");
+        assert!(error.contains("unknown field `url`"), "{error}");
+    }
+
+    #[test]
     fn bad_ids_are_refused() {
         assert!(check_id("clinic-hi_2").is_ok());
         assert!(check_id("").is_err());
