@@ -7,8 +7,10 @@
 #                            import and activate n8n/*.json (or $N8N_WORKFLOWS_DIR/*.json) into
 #                            $N8N_USER_FOLDER (default: the cache's n8n-home) on first use, then
 #                            run n8n on PORT (default 5678); call records go to $LEAD_CAPTURE_DIR
-#                            (default: $N8N_USER_FOLDER/leads), and with $LEAD_CAPTURE_SECRET set
-#                            (the worker's N8N_WEBHOOK_SECRET) only records signed with it are taken
+#                            (default: $N8N_USER_FOLDER/leads), the clinic's bookings to
+#                            $CLINIC_BOOKINGS_DIR (default: $N8N_USER_FOLDER/bookings), and with
+#                            $LEAD_CAPTURE_SECRET set (the worker's N8N_WEBHOOK_SECRET) only records
+#                            and tool requests signed with it are taken
 #
 # The cache is ${VOICE_AGENT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/voice-agent}/n8n-1.123.81.
 # n8n 1.123 is the newest line that runs on Node 20 (2.x needs Node 24). A plain
@@ -150,6 +152,9 @@ serve() {
   # Where the lead-capture workflow stores call records; it must exist.
   export LEAD_CAPTURE_DIR=${LEAD_CAPTURE_DIR:-$N8N_USER_FOLDER/leads}
   mkdir -p "$LEAD_CAPTURE_DIR"
+  # Where the clinic-tools workflow keeps bookings; it must exist too.
+  export CLINIC_BOOKINGS_DIR=${CLINIC_BOOKINGS_DIR:-$N8N_USER_FOLDER/bookings}
+  mkdir -p "$CLINIC_BOOKINGS_DIR"
   # Offline and quiet: no telemetry, version checks or template gallery (they need the internet).
   export N8N_DIAGNOSTICS_ENABLED=${N8N_DIAGNOSTICS_ENABLED:-false}
   export N8N_PERSONALIZATION_ENABLED=${N8N_PERSONALIZATION_ENABLED:-false}

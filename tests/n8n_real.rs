@@ -1,8 +1,8 @@
 //! The workflows in `n8n/` on a real n8n, the one users run: the worker's profile store reads the
 //! shipped profiles from it; call records from the outbox are stored once each, through an n8n
 //! outage and resends; with a secret, only records signed with it are stored; a record n8n cannot
-//! store is answered with an error, never a 2xx; and the rows meant for spreadsheets hold text,
-//! never formulas.
+//! store is answered with an error, never a 2xx; the rows meant for spreadsheets hold text,
+//! never formulas; and the clinic profile's tools find free slots and book them, once.
 //!
 //! The mocks of n8n elsewhere are only as right as our reading of n8n; this is where the workflows
 //! users import are checked against n8n itself. `scripts/n8n.sh` installs n8n 1.123 once into a
@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -22,7 +23,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use url::Url;
+use voice_agent::agent::{CallContext, Tool, ToolRequest, WebhookTool};
 use voice_agent::config::Secret;
+use voice_agent::pipeline::record::Caller;
+use voice_agent::pipeline::{ToolEndpoints, profile_tools};
 use voice_agent::profiles::{AgentProfile, ProfileError, ProfileStore};
 use voice_agent::records::{Outbox, OutboxConfig};
 
@@ -36,6 +40,7 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
 
 const AGENT_CONFIG: &str = "webhook/agent-config";
 const LEAD_CAPTURE: &str = "webhook/lead-capture";
+const CLINIC_AVAILABILITY: &str = "webhook/clinic-availability";
 
 /// The worker's N8N_WEBHOOK_SECRET, given to n8n as LEAD_CAPTURE_SECRET.
 const SECRET: &str = "whsec_real_n8n_test";
@@ -53,7 +58,109 @@ async fn the_shipped_workflows_serve_profiles_and_store_each_signed_call_record_
     unsigned_and_forged_records_are_refused(&n8n).await;
     a_record_n8n_cannot_store_is_answered_with_an_error(&n8n).await;
     spreadsheet_rows_hold_text_not_formulas(&n8n).await;
+    the_clinic_profiles_tools_find_free_slots_and_book_each_once(&n8n).await;
     without_a_secret_unsigned_records_are_stored(&mut n8n).await;
+}
+
+/// The clinic profile's own tools, as a call would run them: built from profiles/clinic-hi.toml,
+/// pointed at this n8n, signed with the worker's secret.
+fn clinic_tools(n8n: &N8n) -> (Arc<dyn Tool>, Arc<dyn Tool>) {
+    let store = ProfileStore::from_settings(&support::settings(&[]), reqwest::Client::new())
+        .unwrap_or_else(|e| panic!("the shipped profiles load: {e}"));
+    let clinic = store.local_profiles().find(|p| p.id == "clinic-hi").expect("the clinic profile").clone();
+    let endpoints = ToolEndpoints { n8n_base_url: Some(n8n.base.clone()), secret: Some(Secret::new(SECRET)) };
+    let tools = profile_tools(&clinic, &endpoints, &WebhookTool::client().expect("a client"));
+    let find = |name: &str| {
+        tools.iter().find(|t| t.spec().name == name).cloned().unwrap_or_else(|| panic!("clinic-hi has {name}"))
+    };
+    (find("check_availability"), find("book_slot"))
+}
+
+async fn use_tool(tool: &Arc<dyn Tool>, key: &str, arguments: Value) -> Value {
+    let request = ToolRequest {
+        name: tool.spec().name,
+        id: key.to_owned(),
+        arguments: arguments.to_string(),
+        context: CallContext {
+            call_id: "AJ_n8n_tools".into(),
+            agent_id: "clinic-hi".into(),
+            caller: Some(Caller { identity: "user-1".into(), name: "Asha".into() }),
+            lead: BTreeMap::new(),
+        },
+    };
+    let output = tool.call(request).await;
+    serde_json::from_str(&output.result).unwrap_or_else(|e| panic!("a JSON result ({e}): {}", output.result))
+}
+
+/// The first `weekday` (0 is Sunday) after today in India, where the clinic is, as YYYY-MM-DD.
+fn next(weekday: u32) -> String {
+    use chrono::Datelike;
+    let mut day = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Kolkata).date_naive();
+    loop {
+        day = day.succ_opt().expect("a next day");
+        if day.weekday().num_days_from_sunday() == weekday {
+            return day.format("%Y-%m-%d").to_string();
+        }
+    }
+}
+
+fn free(answer: &Value, doctor: &str) -> Vec<String> {
+    let doctors = answer["doctors"].as_array().unwrap_or_else(|| panic!("doctors in {answer}"));
+    let entry = doctors.iter().find(|d| d["doctor"] == doctor).unwrap_or_else(|| panic!("{doctor} in {answer}"));
+    entry["free"].as_array().expect("free slots").iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+}
+
+async fn the_clinic_profiles_tools_find_free_slots_and_book_each_once(n8n: &N8n) {
+    let (availability, book) = clinic_tools(n8n);
+    let monday = next(1);
+    let day = use_tool(&availability, "AJ_n8n_tools:call_1", json!({"date": monday, "doctor": "anil_sharma"})).await;
+    assert_eq!((&day["open"], &day["weekday"]), (&json!(true), &json!("Monday")), "{day}");
+    let slots = free(&day, "anil_sharma");
+    assert_eq!(slots.len(), 28, "two sessions of 15-minute slots: {slots:?}");
+    assert!(slots.contains(&"10:30".to_owned()) && !slots.contains(&"13:00".to_owned()), "{slots:?}");
+
+    let slot = json!({"doctor": "anil_sharma", "date": monday, "time": "10:30", "patient_name": "Asha Verma",
+        "phone": "98765 43210", "reason": "fever for two days"});
+    let booked = use_tool(&book, "AJ_n8n_tools:call_2", slot.clone()).await;
+    assert_eq!(booked["booked"], true, "{booked}");
+    assert!(booked["booking_id"].as_str().is_some_and(|id| id.starts_with("BK-")), "{booked}");
+    let again = use_tool(&book, "AJ_n8n_tools:call_2", slot.clone()).await;
+    assert_eq!(again, booked, "a resend of the same tool call gets the same booking");
+    let mut other = slot.clone();
+    other["patient_name"] = json!("Ravi Kumar");
+    let taken = use_tool(&book, "AJ_n8n_other:call_1", other).await;
+    assert_eq!((&taken["booked"], &taken["reason"]), (&json!(false), &json!("taken")), "no double booking: {taken}");
+
+    let both = use_tool(&availability, "AJ_n8n_tools:call_3", json!({"date": monday})).await;
+    assert!(!free(&both, "anil_sharma").contains(&"10:30".to_owned()), "the booked slot is no longer offered");
+    assert!(free(&both, "meena_sharma").contains(&"10:30".to_owned()), "the other doctor's slot still is");
+
+    let sunday = use_tool(&availability, "AJ_n8n_tools:call_4", json!({"date": next(0)})).await;
+    assert_eq!(sunday["open"], false, "{sunday}");
+    let past = use_tool(&availability, "AJ_n8n_tools:call_5", json!({"date": "2020-01-06"})).await;
+    assert_eq!(past["ok"], false, "{past}");
+    assert!(
+        past["detail"].as_str().is_some_and(|d| d.contains("has passed")),
+        "n8n's reason reaches the model: {past}"
+    );
+    let off_grid = use_tool(
+        &book,
+        "AJ_n8n_tools:call_6",
+        json!({"doctor": "meena_sharma", "date": monday,
+        "time": "10:20", "patient_name": "Asha", "phone": "9876543210"}),
+    )
+    .await;
+    assert!(off_grid["detail"].as_str().is_some_and(|d| d.contains("slot of the timetable")), "{off_grid}");
+
+    let body = json!({"call_id": "AJ_x", "arguments": {"date": monday}}).to_string();
+    let unsigned = reqwest::Client::new()
+        .post(n8n.url(CLINIC_AVAILABILITY))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("n8n answers");
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED, "nobody without the secret can use the tools");
 }
 
 async fn the_shipped_profiles_come_from_n8n(n8n: &N8n, scratch: &Path) {
@@ -368,6 +475,7 @@ struct N8n {
     home: PathBuf,
     leads: PathBuf,
     rows: PathBuf,
+    bookings: PathBuf,
     workflows: PathBuf,
     /// LEAD_CAPTURE_SECRET, from the next start on.
     secret: Option<&'static str>,
@@ -383,7 +491,8 @@ impl N8n {
             .port();
         let leads = scratch.join("leads");
         let rows = scratch.join("rows");
-        for dir in [&leads, &rows] {
+        let bookings = scratch.join("bookings");
+        for dir in [&leads, &rows, &bookings] {
             std::fs::create_dir(dir).expect("a scratch dir");
         }
         let workflows = scratch.join("workflows");
@@ -394,6 +503,7 @@ impl N8n {
             home: scratch.join("n8n-home"),
             leads,
             rows,
+            bookings,
             workflows,
             secret: Some(SECRET),
             log: scratch.join("n8n.log"),
@@ -422,7 +532,7 @@ impl N8n {
     }
 
     /// Starts n8n (importing and activating the workflows into a new user folder) and returns
-    /// once both webhooks answer.
+    /// once its webhooks answer.
     async fn start(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut command = Command::new(support::repo_path("scripts/n8n.sh"));
@@ -437,6 +547,7 @@ impl N8n {
             .env("N8N_USER_FOLDER", &self.home)
             .env("N8N_WORKFLOWS_DIR", &self.workflows)
             .env("LEAD_CAPTURE_DIR", &self.leads)
+            .env("CLINIC_BOOKINGS_DIR", &self.bookings)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -459,9 +570,19 @@ impl N8n {
                 record = record.header("x-signature-256", signature(secret, b"{}"));
             }
             let record = record.send().await;
+            // A request without a day is refused with 400 once the clinic's tools are active.
+            let mut tools =
+                http.post(self.url(CLINIC_AVAILABILITY)).header("content-type", "application/json").body("{}");
+            if let Some(secret) = self.secret {
+                tools = tools.header("x-signature-256", signature(secret, b"{}"));
+            }
+            let tools = tools.send().await;
             let answered =
                 |r: &Result<reqwest::Response, reqwest::Error>, code| r.as_ref().is_ok_and(|r| r.status() == code);
-            if answered(&profile, StatusCode::OK) && answered(&record, StatusCode::BAD_REQUEST) {
+            if answered(&profile, StatusCode::OK)
+                && answered(&record, StatusCode::BAD_REQUEST)
+                && answered(&tools, StatusCode::BAD_REQUEST)
+            {
                 return;
             }
             assert!(
@@ -521,7 +642,7 @@ impl Drop for N8n {
 /// write each row to `rows/<Idempotency-Key>.json`, as a spreadsheet node would receive it.
 fn write_workflows(dir: &Path, rows: &Path) {
     std::fs::create_dir(dir).expect("workflows dir");
-    for file in ["agent-profiles.json", "lead-capture.json"] {
+    for file in ["agent-profiles.json", "lead-capture.json", "clinic-tools.json"] {
         std::fs::copy(support::repo_path(&format!("n8n/{file}")), dir.join(file)).expect("workflow copied");
     }
     let path = dir.join("lead-capture.json");

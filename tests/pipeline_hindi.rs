@@ -47,7 +47,15 @@ async fn a_hindi_caller_is_greeted_heard_and_answered_in_hindi_with_both_sides_t
     let records = stage.llm.records();
     assert_eq!(records.len(), 1);
     let messages = &records[0].body["messages"];
-    assert_eq!(messages[0], json!({"role": "system", "content": profile.system_prompt}), "the Hindi prompt");
+    // The prompt's `{{weekday}}, {{today}}` are filled in the profile's time zone (India).
+    let prompt = |at: chrono::DateTime<chrono::Utc>| {
+        let local = at.with_timezone(&chrono_tz::Asia::Kolkata);
+        let system = profile.system_prompt.replace("{{weekday}}", &local.format("%A").to_string());
+        json!({"role": "system", "content": system.replace("{{today}}", &local.format("%Y-%m-%d").to_string())})
+    };
+    let (now, a_minute_ago) = (chrono::Utc::now(), chrono::Utc::now() - chrono::Duration::minutes(1));
+    assert!(messages[0] == prompt(now) || messages[0] == prompt(a_minute_ago), "the Hindi prompt: {}", messages[0]);
+    assert!(!messages[0]["content"].as_str().unwrap_or_default().contains("{{"), "every placeholder filled");
     assert_eq!(messages[1], json!({"role": "assistant", "content": profile.greeting}));
     assert_eq!(messages[2], json!({"role": "user", "content": question}));
     assert_eq!(messages.as_array().map(Vec::len), Some(3));

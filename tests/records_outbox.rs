@@ -93,7 +93,7 @@ async fn records_reach_n8n_signed_exactly_as_stored_and_leave_the_disk_after_a_2
     assert!(request.signed_with(SECRET), "X-Signature-256 is the HMAC of the body: {:?}", request.headers);
     assert!(!request.signed_with("another secret"));
     assert!(request.spool.contains(&"AJ_abc123.json".to_owned()), "on disk before it was sent: {:?}", request.spool);
-    assert_eq!(files(dir.path()), [".lock", "dead"], "removed after n8n's 2xx");
+    assert_eq!(files(dir.path()), [".lock", "active", "dead"], "removed after n8n's 2xx");
     assert_eq!((outbox.pending(), outbox.tally()), (0, Tally { delivered: 1, dead: 0 }));
     outbox.close(Instant::now() + LIMIT).await;
 }
@@ -126,7 +126,7 @@ async fn retried_with_growing_waits(fault: Reply) {
     let gaps = gaps(&received);
     // Backoff from 50 ms: the first wait is at most 50 ms, the fourth at least 200 ms.
     assert!(gaps[3] > gaps[0], "{fault:?}: the waits grow: {gaps:?}");
-    assert_eq!(files(dir.path()), [".lock", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "active", "dead"]);
     outbox.close(Instant::now() + LIMIT).await;
 }
 
@@ -196,7 +196,7 @@ async fn a_refused_record_goes_to_dead_with_n8ns_answer_and_is_not_retried() {
         assert_eq!(std::fs::read(dead.join("AJ_bad.json")).expect("kept"), record("AJ_bad"));
         let kept = std::fs::read_to_string(dead.join("AJ_bad.answer.txt")).expect("answer kept");
         assert!(kept.contains(&status.to_string()) && kept.contains("phone is required"), "{kept}");
-        assert_eq!(files(dir.path()), [".lock", "dead"]);
+        assert_eq!(files(dir.path()), [".lock", "active", "dead"]);
         outbox.close(Instant::now() + LIMIT).await;
     }
 }
@@ -217,7 +217,7 @@ async fn records_reach_an_n8n_whose_url_carries_basic_auth_credentials() {
     assert_eq!(keys(&received), ["AJ_auth"]);
     let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "n8n-user:s3cret pass");
     assert_eq!(received[0].header("authorization"), Some(format!("Basic {basic}").as_str()));
-    assert_eq!(files(dir.path()), [".lock", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "active", "dead"]);
     outbox.close(Instant::now() + LIMIT).await;
 }
 
@@ -302,7 +302,7 @@ async fn close_returns_by_its_deadline_while_n8n_hangs_and_the_record_stays_for_
     outbox.close(started + Duration::from_millis(300)).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "close took {took:?} for a 300 ms deadline");
-    assert_eq!(files(dir.path()), [".lock", "AJ_next.json", "AJ_stuck.json", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "AJ_next.json", "AJ_stuck.json", "active", "dead"]);
     drop(outbox);
 
     let n8n = MockLeads::start([]).await;
@@ -365,7 +365,7 @@ async fn ids_that_are_not_call_ids_are_refused_by_name_and_nothing_is_written() 
     outbox.submit("AJ_1", record("AJ_1")).await.expect("a call id");
     let error = outbox.submit("AJ_1", b"{}".to_vec()).await.expect_err("one record per call");
     assert!(matches!(error, RecordsError::Duplicate { .. }), "{error}");
-    assert_eq!(files(dir.path()), [".lock", "AJ_1.json", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "AJ_1.json", "active", "dead"]);
     assert_eq!(std::fs::read(dir.path().join("AJ_1.json")).expect("kept"), record("AJ_1"), "the first record stays");
     assert_eq!(outbox.pending(), 1);
 }
@@ -487,7 +487,7 @@ async fn killed_while_n8n_is_down_the_record_is_delivered_exactly_once_by_the_ne
     assert_eq!(keys(&received), ["AJ_down"], "exactly once");
     assert_eq!(received[0].body, record("AJ_down"));
     assert!(received[0].signed_with(SECRET));
-    assert_eq!(files(&spool), [".lock", "dead"]);
+    assert_eq!(files(&spool), [".lock", "active", "dead"]);
 }
 
 #[tokio::test]
@@ -509,7 +509,7 @@ async fn killed_while_sending_the_record_is_sent_again_with_the_same_key_and_byt
     assert_eq!(received[0].body, received[1].body, "the same bytes");
     assert_eq!(received[1].body, record("AJ_midway"));
     assert!(received.iter().all(|r| r.signed_with(SECRET)));
-    assert_eq!(files(&spool), [".lock", "dead"]);
+    assert_eq!(files(&spool), [".lock", "active", "dead"]);
 }
 
 #[tokio::test]
@@ -556,7 +556,7 @@ async fn deliver_logs_where_n8n_moved_without_credentials_and_delivers_once_it_a
     for secret in ["hunter2", "admin", "base-password", "worker:"] {
         assert!(!log.contains(secret), "`{secret}` reached the log: {log}");
     }
-    assert_eq!(files(&spool), [".lock", "dead"]);
+    assert_eq!(files(&spool), [".lock", "active", "dead"]);
 }
 
 #[tokio::test]
@@ -582,4 +582,46 @@ async fn deliver_warns_when_the_spool_is_open_to_other_users() {
     );
     assert!(warning.contains("chmod -R go-rwx"), "says how to close it: {warning}");
     assert_eq!(keys(&n8n.received()), ["AJ_private", "AJ_open"]);
+}
+
+#[tokio::test]
+async fn a_calls_checkpoint_gives_way_to_its_record_and_is_never_written_after_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n8n = MockLeads::start([]).await;
+    let outbox = start(config_for(dir.path(), &n8n)).await;
+    let active = outbox.active_call("AJ_live").expect("a call id");
+    active.checkpoint(b"{\"turns\":1}".to_vec()).await.expect("checkpointed");
+    active.checkpoint(b"{\"turns\":2}".to_vec()).await.expect("checkpointed");
+    assert_eq!(files(&dir.path().join("active")), ["AJ_live.json"]);
+    assert!(n8n.received().is_empty(), "a checkpoint is not a record: nothing is sent while the call runs");
+
+    active.submit(record("AJ_live")).await.expect("stored");
+    // The checkpoint task may still be running when the call ends; what it writes now is dropped.
+    active.checkpoint(b"{\"turns\":3}".to_vec()).await.expect("ignored");
+    drop(active);
+    drained(&outbox).await;
+    assert_eq!(keys(&n8n.received()), ["AJ_live"]);
+    assert_eq!(n8n.received()[0].body, record("AJ_live"), "the record, not a checkpoint");
+    assert!(files(&dir.path().join("active")).is_empty(), "no checkpoint left to deliver at the next start");
+    outbox.close(Instant::now() + LIMIT).await;
+}
+
+#[tokio::test]
+async fn a_call_that_ends_without_its_record_is_delivered_up_to_its_last_checkpoint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n8n = MockLeads::start([]).await;
+    let outbox = start(config_for(dir.path(), &n8n)).await;
+    let active = outbox.active_call("AJ_failed").expect("a call id");
+    let checkpoint = br#"{"call_id":"AJ_failed","end_reason":"worker_lost"}"#.to_vec();
+    active.checkpoint(checkpoint.clone()).await.expect("checkpointed");
+    // The call's task failed or was cut off: its hooks never ran.
+    drop(active);
+    drained(&outbox).await;
+    assert_eq!(keys(&n8n.received()), ["AJ_failed"]);
+    assert_eq!(n8n.received()[0].body, checkpoint);
+    assert!(files(&dir.path().join("active")).is_empty());
+    let never = outbox.active_call("AJ_quiet").expect("a call id");
+    drop(never);
+    assert_eq!(n8n.received().len(), 1, "a call with no checkpoint has nothing to deliver");
+    outbox.close(Instant::now() + LIMIT).await;
 }

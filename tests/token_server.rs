@@ -92,10 +92,17 @@ async fn defaults_fill_in_what_the_caller_leaves_out() {
 #[tokio::test]
 async fn a_named_agent_is_dispatched_explicitly_with_the_same_metadata() {
     let server = TokenServer::start(settings(&[("AGENT_NAME", "receptionist")])).await;
-    let request = json!({"agentId": "realestate-en", "language": "en-IN", "voice": "aditya", "userName": "Ravi"});
+    let request = json!({"agentId": "realestate-en", "language": "en-IN", "voice": "aditya", "userName": "Ravi",
+        "variables": {"caller_name": "Ravi Kumar", "budget_lakh": 90}});
     let (status, _, body) = post(&server, "/api/token", request.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let claims = verify(body["token"].as_str().expect("token"));
+    let metadata: Value = serde_json::from_str(&claims.metadata).expect("metadata is JSON");
+    assert_eq!(
+        metadata["variables"],
+        json!({"caller_name": "Ravi Kumar", "budget_lakh": "90"}),
+        "the page's placeholder values travel with the call, as text"
+    );
     let config = claims.room_config.expect("roomConfig");
     assert_eq!(config.agents.len(), 1);
     assert_eq!(config.agents[0].agent_name, "receptionist");
@@ -127,6 +134,12 @@ async fn bad_requests_are_refused_naming_the_field() {
     let server = TokenServer::start(settings(&[])).await;
     let cases: Vec<(String, StatusCode, &str, Option<&str>)> = vec![
         (json!({"language": "fr-FR"}).to_string(), StatusCode::BAD_REQUEST, "unsupported_language", Some("language")),
+        (
+            json!({"variables": {"note": "x".repeat(501)}}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_variables",
+            Some("variables"),
+        ),
         (
             json!({"language": "hi-IN", "voice": "arya"}).to_string(),
             StatusCode::BAD_REQUEST,

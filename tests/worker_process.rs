@@ -1,13 +1,19 @@
 //! `agent-worker start` as a process: health answers once registered; on SIGTERM it refuses new
-//! calls, lets the running one finish and exits 0; a second signal exits at once.
+//! calls, lets the running one finish and exits 0; a second signal exits at once; killed with -9
+//! mid-call, the call's record is delivered by the next worker to open its spool.
 
 mod support;
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use support::agent::{GROQ_KEY, SARVAM_KEY, caller_joining};
 use support::livekit::{dev_server, join_as_caller};
+use support::mocks::n8n_leads::MockLeads;
+use support::mocks::openai::{Flavour, MockOpenAi, Reply};
+use support::mocks::sarvam::MockSarvam;
 use tokio::process::{Child, Command};
 use voice_agent::devserver::DevServer;
 use voice_agent::livekit::room::{ParticipantKind, RoomEvent};
@@ -17,15 +23,22 @@ const LIMIT: Duration = Duration::from_secs(15);
 struct WorkerProcess {
     child: Child,
     health: String,
-    _spool: tempfile::TempDir,
+    _spool: Option<tempfile::TempDir>,
 }
 
 async fn start_worker(server: &DevServer) -> WorkerProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
     let spool = tempfile::tempdir().expect("a spool directory");
+    let mut worker = start_worker_with(server, spool.path(), &[]).await;
+    worker._spool = Some(spool);
+    worker
+}
+
+/// A worker keeping records in `spool`, with `env` on top of the usual settings.
+async fn start_worker_with(server: &DevServer, spool: &Path, env: &[(&str, String)]) -> WorkerProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
     let child = Command::new(env!("CARGO_BIN_EXE_agent-worker"))
         .arg("start")
-        .env("SPOOL_DIR", spool.path())
+        .env("SPOOL_DIR", spool)
         .env("LIVEKIT_URL", server.url())
         .env("LIVEKIT_API_KEY", "devkey")
         .env("LIVEKIT_API_SECRET", "secret")
@@ -42,11 +55,12 @@ async fn start_worker(server: &DevServer) -> WorkerProcess {
         .env("PROFILES_DIR", support::repo_path("profiles"))
         .env("DRAIN_TIMEOUT_SECS", "30")
         .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("agent-worker runs");
-    let worker = WorkerProcess { child, health: format!("http://127.0.0.1:{port}"), _spool: spool };
+    let worker = WorkerProcess { child, health: format!("http://127.0.0.1:{port}"), _spool: None };
     let started = Instant::now();
     while worker.status().await != Some(200) {
         assert!(started.elapsed() < LIMIT, "the worker registered");
@@ -198,4 +212,84 @@ async fn a_worker_does_not_start_with_a_chat_model_its_provider_does_not_serve()
     assert!(printed.contains("groq does not list the model `openai/gpt-oss-120b` that profile"), "{printed}");
     assert!(printed.contains("`default`") && printed.contains("it lists llama-3.1-8b-instant"), "{printed}");
     assert!(!printed.contains("openai does not list"), "OpenAI serves gpt-4.1-mini: {printed}");
+}
+
+/// The checkpoint of the one call running with records in `spool`, once it holds `check` (a
+/// write still under its temporary name does not count: a kill now would leave the one before).
+async fn checkpoint(spool: &Path, check: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let found = std::fs::read_dir(spool.join("active"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|entry| std::fs::read(entry.path()).ok())
+            .filter_map(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .find(|checkpoint| check(checkpoint));
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(started.elapsed() < LIMIT, "no checkpoint of the call in {}", spool.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_turn() {
+    let server = dev_server().await;
+    let sarvam = MockSarvam::start(SARVAM_KEY).await;
+    let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
+    let leads = MockLeads::start([]).await;
+    let spool = tempfile::tempdir().expect("a spool directory");
+    let env = [
+        ("SARVAM_API_KEY", SARVAM_KEY.to_owned()),
+        ("SARVAM_BASE_URL", sarvam.base_url().to_string()),
+        ("GROQ_API_KEY", GROQ_KEY.to_owned()),
+        ("GROQ_BASE_URL", llm.base_url().to_string()),
+        ("N8N_BASE_URL", leads.base_url().to_string()),
+    ];
+    let mut first = start_worker_with(&server, spool.path(), &env).await;
+
+    let said = "I'm Asha Rao, my number is 98765 43210.";
+    let answer = "Thank you, Asha. Which of our projects interests you?";
+    sarvam.stt_answers([said]);
+    llm.replies([
+        Reply::ToolCalls(vec![("capture_lead".into(), r#"{"name":"Asha Rao","phone":"98765 43210"}"#.into())]),
+        Reply::Text(answer.into()),
+    ]);
+    let mut caller = caller_joining(&server.url(), "killed-mid-call", r#"{"agentId":"realestate-en"}"#).await;
+    caller.open_microphone().await;
+    let greeting = caller.agent_said(1, LIMIT).await;
+    caller.say(&support::audio::speech_clip(0.9, 4.6)).await;
+    assert_eq!(caller.agent_said(2, LIMIT).await, answer);
+    let saved = checkpoint(spool.path(), |c| c["transcript"].as_array().is_some_and(|t| t.len() == 3)).await;
+    assert_eq!(saved["end_reason"], "worker_lost", "a checkpoint is the record as it would go if the worker died");
+
+    first.child.start_kill().expect("SIGKILL sent");
+    first.child.wait().await.expect("the worker is gone");
+    caller.room.disconnect().await;
+    assert!(leads.received().is_empty(), "the killed worker sent nothing");
+
+    let _second = start_worker_with(&server, spool.path(), &env).await;
+    let received = leads.until(1, LIMIT).await;
+    let record: Value = serde_json::from_slice(&received[0].body).expect("the record is JSON");
+    assert_eq!(record["end_reason"], "worker_lost");
+    assert_eq!(record["agent_id"], "realestate-en");
+    assert_eq!(record["room"], "killed-mid-call");
+    assert_eq!(record["caller"], json!({"identity": "caller", "name": "Caller"}));
+    assert_eq!(record["lead"], json!({"name": "Asha Rao", "phone": "9876543210"}), "the lead captured before the kill");
+    let transcript: Vec<(&str, &str)> = record["transcript"]
+        .as_array()
+        .expect("a transcript")
+        .iter()
+        .map(|l| (l["speaker"].as_str().unwrap_or(""), l["text"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(transcript, [("agent", greeting.as_str()), ("caller", said), ("agent", answer)], "up to the last turn");
+    let call_id = record["call_id"].as_str().expect("a call id");
+    assert_eq!(received[0].header("idempotency-key"), Some(call_id));
+    assert!(
+        std::fs::read_dir(spool.path().join("active")).expect("active/ exists").next().is_none(),
+        "no checkpoint is left to deliver twice"
+    );
 }

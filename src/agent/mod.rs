@@ -34,9 +34,12 @@
 mod builder;
 mod hooks;
 mod run;
+pub(crate) mod schema;
 mod tool;
+mod webhook;
 
 pub use builder::{Agent, AgentBuilder, BuildError, Limits, TurnOptions};
 pub use hooks::{AgentHooks, CallSummary, NoHooks, TurnContext};
 pub use run::per_call;
 pub use tool::{CallContext, Tool, ToolOutput, ToolRequest};
+pub use webhook::{WebhookTool, WebhookToolConfig};

@@ -327,7 +327,10 @@ async fn session(
             tracing::warn!("{problem}");
         }
     }
-    Ok(Arc::new(PipelineSession::new(providers.clone(), http, outbox)))
+    let n8n = &settings.n8n;
+    Ok(Arc::new(
+        PipelineSession::new(providers.clone(), http, outbox).with_n8n(n8n.base_url.clone(), n8n.webhook_secret.clone()),
+    ))
 }
 
 /// The profile a call gets when it names no agent.

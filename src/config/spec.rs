@@ -89,7 +89,10 @@ const TAIL: &[SettingSpec] = &[
         Some("/webhook/lead-capture"),
         "Path of the n8n webhook that receives call records (POST).",
     ),
-    secret("N8N_WEBHOOK_SECRET", "When set, call records carry X-Signature-256: sha256=HMAC-SHA256(secret, body)."),
+    secret(
+        "N8N_WEBHOOK_SECRET",
+        "When set, call records and tool requests carry X-Signature-256: sha256=HMAC-SHA256(secret, body).",
+    ),
     setting(
         "SPOOL_DIR",
         Some("data/outbox"),

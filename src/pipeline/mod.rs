@@ -12,12 +12,18 @@
 //!   [`speakable::speakable`], which strips markdown and emoji, to text-to-speech; [`playout`]
 //!   knows which words the caller has heard.
 //! - Functions: `capture_lead` (the profile's lead fields, checked and merged into the call's
-//!   [`tools::LeadSheet`]) and `end_call`; other tools come from the agent's builder.
-//! - Records: [`record`] is what a call leaves for n8n.
+//!   [`tools::LeadSheet`]) and `end_call`; other tools come from the agent's builder, and a
+//!   profile's webhook tools from [`profile_tools`].
+//! - Prompts: [`variables`] fills the `{{name}}` placeholders of the prompt and greeting.
+//! - Records: [`record`] is what a call leaves for n8n, checkpointed after every turn and
+//!   analysed after the call when the profile asks ([`analysis`]).
 
+mod analysis;
 pub(crate) mod core;
+mod fillers;
 pub mod metrics;
 pub(crate) mod playout;
+mod profile_tools;
 mod providers;
 pub mod record;
 pub mod sentences;
@@ -28,5 +34,7 @@ pub(crate) mod state;
 pub(crate) mod tools;
 pub mod turn;
 pub mod vad;
+mod variables;
 
+pub use profile_tools::{ToolEndpoints, profile_tools};
 pub use session::PipelineSession;

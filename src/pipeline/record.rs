@@ -39,6 +39,13 @@ pub struct CallRecord {
     pub turns: Vec<TurnMetrics>,
     /// What each provider and model was used for, and the estimated cost.
     pub usage: UsageSummary,
+    /// What the profile's `[analysis]` asked to learn about the call; absent when it asks for
+    /// nothing, or when the analysis failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<serde_json::Value>,
+    /// Why a call the profile wanted analysed has no `analysis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,18 +1,24 @@
 //! Agent profiles: from n8n when it knows the agent (cached), else from `profiles/*.toml`.
 
+mod analysis;
 mod cache;
 mod local;
 mod n8n;
 mod profile;
 mod store;
+mod tools;
+mod variables;
 
 use std::path::PathBuf;
 
+pub use analysis::{AnalysisOptions, SENTIMENTS};
 pub use n8n::{N8nAnswer, N8nClient, N8nError, classify as classify_n8n_answer};
 pub use profile::{
     AgentProfile, LeadField, LeadFieldKind, LlmOptions, ProfileDoc, SttOptions, TtsOptions, TurnOptions, check_id,
 };
 pub use store::{FAILURE_RETRY, N8N_TIMEOUT, ProfileStore};
+pub use tools::{ToolDef, Webhook};
+pub use variables::{DEFAULT_TIME_ZONE, valid_name as valid_variable_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {

@@ -4,8 +4,13 @@
 //! would otherwise silently fall back to a default) and then resolved against the deployment's
 //! defaults, so the rest of the product only ever sees complete, checked profiles.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::analysis::{self, AnalysisOptions};
+use super::tools::{self, ToolDef};
+use super::variables::{self, DEFAULT_TIME_ZONE};
 use crate::config::ProfileDefaults;
 use crate::pipeline::vad::{NOISE_MARGIN_RANGE, THRESHOLD_RANGE, VadConfig, VadKind};
 use crate::providers::registry::ProviderSetup;
@@ -33,6 +38,18 @@ pub struct AgentProfile {
     pub apology: String,
     /// When the call ends on its own.
     pub limits: CallLimits,
+    /// Said once while a tool is slow; `None`: a short "one moment" in the call's language.
+    pub filler: Option<String>,
+    /// How long a tool may run before the filler is said.
+    pub filler_after_ms: u32,
+    /// Functions answered by webhooks (n8n workflows) during the call.
+    pub tools: Vec<ToolDef>,
+    /// The IANA time zone of `{{today}}` and `{{now}}` in the prompt and greeting.
+    pub time_zone: String,
+    /// Values of `{{name}}` placeholders when the call's metadata does not give one.
+    pub variables: BTreeMap<String, String>,
+    /// What to learn about each call once it is over; `None` for nothing.
+    pub analysis: Option<AnalysisOptions>,
 }
 
 /// The chat providers, first choice first (later ones serve when it fails), and the
@@ -235,11 +252,24 @@ pub struct ProfileDoc {
     pub apology: Option<String>,
     #[serde(default)]
     pub limits: CallLimits,
+    pub filler: Option<String>,
+    #[serde(default)]
+    pub filler_after_ms: Option<u32>,
+    #[serde(default)]
+    pub tools: Vec<ToolDef>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub analysis: Option<AnalysisOptions>,
 }
 
 pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 /// Spoken answers should be a few sentences; this also bounds TTS cost per turn.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
+/// A tool answering within this needs no filler; a longer silence on a call feels broken.
+pub const DEFAULT_FILLER_AFTER_MS: u32 = 700;
 pub const DEFAULT_APOLOGY: &str = "Sorry, I'm having trouble right now. Could you give me a moment and say that again?";
 
 /// Agent ids appear in URLs, file names and room names, so they are kept plain.
@@ -404,6 +434,16 @@ impl ProfileDoc {
         }
         let apology = self.apology.unwrap_or_else(|| DEFAULT_APOLOGY.to_owned());
         check(!apology.trim().is_empty(), "apology", "must not be empty".into());
+        let filler_ok = self.filler.as_deref().is_none_or(|filler| !filler.trim().is_empty());
+        check(filler_ok, "filler", "must not be empty (leave it out for the default)".into());
+        let filler_after_ms = self.filler_after_ms.unwrap_or(DEFAULT_FILLER_AFTER_MS);
+        check(filler_after_ms <= 10_000, "filler_after_ms", format!("{filler_after_ms} is outside 0 to 10000"));
+        let time_zone = self.time_zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
+        tools::check(&self.tools, &mut problems);
+        variables::check(&time_zone, &self.variables, &mut problems);
+        if let Some(options) = &self.analysis {
+            analysis::check(options, &mut problems);
+        }
 
         problems.extend(found.0);
         if !problems.is_empty() {
@@ -423,6 +463,12 @@ impl ProfileDoc {
             lead_fields: self.lead_fields,
             apology,
             limits: self.limits,
+            filler: self.filler,
+            filler_after_ms,
+            tools: self.tools,
+            time_zone,
+            variables: self.variables,
+            analysis: self.analysis,
         })
     }
 }
@@ -587,6 +633,67 @@ mod tests {
             ),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn tools_variables_and_analysis_are_read_with_defaults_and_checked_by_field() {
+        let minimal = parse("system_prompt = \"x\"").expect("parses").resolve("a", &defaults()).expect("valid");
+        assert_eq!((minimal.filler.as_deref(), minimal.filler_after_ms), (None, DEFAULT_FILLER_AFTER_MS));
+        assert_eq!(minimal.time_zone, "Asia/Kolkata");
+        assert!(minimal.tools.is_empty() && minimal.variables.is_empty() && minimal.analysis.is_none());
+
+        let full = parse(
+            r#"
+            system_prompt = "Today is {{today}}."
+            filler = "One moment."
+            filler_after_ms = 400
+            time_zone = "Europe/London"
+            [variables]
+            clinic = "Sharma"
+            [[tools]]
+            name = "check_availability"
+            description = "Free slots."
+            webhook = "/webhook/clinic-availability"
+            [analysis]
+            outcomes = ["booked"]
+            "#,
+        )
+        .expect("parses")
+        .resolve("a", &defaults())
+        .expect("valid");
+        assert_eq!((full.filler_after_ms, full.time_zone.as_str()), (400, "Europe/London"));
+        assert_eq!(full.tools[0].timeout_ms, 5_000, "the documented default");
+        assert_eq!(full.tools[0].parameters, serde_json::json!({"type": "object", "properties": {}}));
+        assert_eq!(full.analysis.as_ref().map(|a| a.timeout_secs), Some(20));
+
+        let bad = parse(
+            r#"
+            system_prompt = "x"
+            filler = " "
+            filler_after_ms = 20000
+            time_zone = "IST"
+            [[tools]]
+            name = "capture_lead"
+            description = "x"
+            webhook = "/w"
+            [analysis]
+            "#,
+        )
+        .expect("parses")
+        .resolve("a", &defaults())
+        .expect_err("invalid")
+        .join("\n");
+        for expected in [
+            "filler: must not be empty",
+            "filler_after_ms: 20000 is outside 0 to 10000",
+            "time_zone: `IST` is not a time zone",
+            "tools[0].name: `capture_lead` is a built-in function",
+            "analysis: asks for nothing",
+        ] {
+            assert!(bad.contains(expected), "missing `{expected}` in:\n{bad}");
+        }
+        let error = parse("system_prompt = \"x\"\n[[tools]]\nname = \"a\"\nurl = \"/w\"").expect_err("unknown field");
+        assert!(error.contains("unknown field `url`"), "{error}");
     }
 
     #[test]

@@ -6,25 +6,31 @@
 //! for good. A crash can therefore only make a record go twice, never zero times, and every POST
 //! carries the record id as `Idempotency-Key` so the workflow can drop the second copy.
 //!
+//! A running call is checkpointed after every turn, so a worker killed mid-call loses nothing
+//! either: the next worker to open the spool delivers the call up to its last turn.
+//!
 //! Sending is a background task that never holds up a call or the worker's shutdown: whatever is
 //! not delivered when the worker stops waits on disk for the next start or `agent-worker deliver`.
 //!
 //! - `id`: which record ids are accepted (they name files).
 //! - `spool`: the durable files and the lock that keeps one worker per spool.
+//! - `active`: checkpoints of running calls, which become records if their worker dies.
 //! - `backoff`: what an answer from n8n means, and how long to wait before the next try.
 //! - `schedule`: which record to send next and when, as a plain state machine.
 //! - `signature`: the HMAC that lets the workflow trust a record.
 //! - `outbox`: the task that sends, and the handle calls use.
 
+mod active;
 mod backoff;
 mod id;
 mod outbox;
 mod schedule;
-mod signature;
+pub(crate) mod signature;
 mod spool;
 
 use std::path::PathBuf;
 
+pub use active::ActiveCall;
 pub use outbox::{Outbox, OutboxConfig, Tally};
 
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use super::RecordsError;
+use super::active::ActiveCall;
 use super::backoff::{self, Backoff, Scope, Verdict};
 use super::id::RecordId;
 use super::schedule::{Next, Retry, Schedule};
@@ -151,18 +152,37 @@ impl Outbox {
 
     /// Durably stores the record and queues it; returns once it is on disk. After `close` it is
     /// still stored, and sent by the next process that opens the spool.
+    /// Its call's checkpoint, if it has one, is removed once the record is stored.
     pub async fn submit(&self, id: &str, body: Vec<u8>) -> Result<(), RecordsError> {
         let id = RecordId::parse(id)?;
         let spool = self.inner.spool.clone();
         let stored = id.clone();
-        blocking(self.inner.spool.dir(), move || spool.put(&stored, &body)).await?;
+        blocking(self.inner.spool.dir(), move || {
+            spool.put(&stored, &body)?;
+            spool.remove_active(&stored)
+        })
+        .await?;
+        self.queue(id);
+        Ok(())
+    }
+
+    /// Checkpoints for the running call `id`, so that its record survives the worker's death.
+    pub fn active_call(&self, id: &str) -> Result<ActiveCall, RecordsError> {
+        Ok(ActiveCall::new(self.clone(), RecordId::parse(id)?))
+    }
+
+    pub(super) fn spool(&self) -> &Arc<Spool> {
+        &self.inner.spool
+    }
+
+    /// Counts a record that is now on disk and hands it to the delivery task.
+    pub(super) fn queue(&self, id: RecordId) {
         self.inner.counts.send_modify(|counts| counts.pending += 1);
         tracing::debug!(%id, "call record stored");
         if let Some(queue) = &self.inner.queue {
             // Fails only once the task has stopped; the record then waits on disk.
             let _ = queue.send(id);
         }
-        Ok(())
     }
 
     /// Records on disk not yet delivered (including any in flight).
@@ -199,7 +219,7 @@ impl Outbox {
 }
 
 /// Runs blocking file work off the async threads, so a slow disk never stalls calls.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     dir: &Path,
     work: impl FnOnce() -> Result<T, RecordsError> + Send + 'static,
 ) -> Result<T, RecordsError> {

@@ -8,10 +8,10 @@ use sha2::Sha256;
 
 use crate::config::Secret;
 
-pub(super) const HEADER: &str = "x-signature-256";
+pub(crate) const HEADER: &str = "x-signature-256";
 
 /// `sha256=` and the lowercase hex HMAC-SHA256 of the exact body bytes.
-pub(super) fn sign(secret: &Secret, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &Secret, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes keys of any length");
     mac.update(body);
     let digest = mac.finalize().into_bytes();

@@ -1,11 +1,18 @@
 //! The spool directory: records as files that survive a crash at any instant.
 //!
 //! `<id>.json` waits for n8n; `dead/<id>.json` was refused by it, with its answer in
-//! `dead/<id>.answer.txt`; `*.tmp` are writes in progress; `.lock` is held by the one process
-//! using the spool. A file is written under a temporary name, fsynced, renamed into place and its
+//! `dead/<id>.answer.txt`; `active/<id>.json` is the checkpoint of a call still running, already
+//! shaped as the record it becomes should its worker die; `*.tmp` are writes in progress; `.lock`
+//! is held by the one process using the spool. A file is written under a temporary name, fsynced, renamed into place and its
 //! directory fsynced, so after a crash or a power cut a record is either whole under its name or
 //! not there at all (and then its `submit` never returned). Leftover temporary files were never
 //! acknowledged, so opening the spool removes them.
+//!
+//! Whoever holds the lock is the only writer of `active/`, so a checkpoint found there when the
+//! spool is opened belongs to a call whose worker died: it becomes a waiting record (unless the
+//! call's real record made it in before the death), and the call is delivered up to its last
+//! checkpoint. Checkpoints are written, fsynced and renamed, without the directory fsync records
+//! get: a power cut may cost the newest checkpoint, never a record.
 //!
 //! Records hold names, phones, emails and transcripts, so only the worker's user may read them:
 //! the spool and `dead/` are created 0700 and every file in them 0600, whatever the umask; a spool
@@ -27,6 +34,7 @@ use super::id::RecordId;
 
 const LOCK: &str = ".lock";
 const DEAD: &str = "dead";
+const ACTIVE: &str = "active";
 const RECORD: &str = ".json";
 const ANSWER: &str = ".answer.txt";
 const TMP: &str = ".tmp";
@@ -41,11 +49,13 @@ const OPEN_TO_OTHERS: u32 = 0o077;
 pub(super) struct Spool {
     dir: PathBuf,
     dead: PathBuf,
+    active: PathBuf,
     /// Locked for the spool's lifetime. Two workers sharing a spool would send each record twice
     /// and race on its removal; the OS drops the lock when the process dies, even by kill -9.
     _lock: File,
-    /// Makes "is this id free?" and "put it there" one step for concurrent submits of this
-    /// process, so a second record under one id never replaces the first.
+    /// Makes "is this id free?" and "put it there" one step for concurrent submits (and
+    /// promotions of checkpoints) of this process, so a second record under one id never replaces
+    /// the first.
     publishing: Mutex<()>,
 }
 
@@ -82,6 +92,7 @@ impl Spool {
     pub fn open(dir: &Path) -> Result<Self, RecordsError> {
         let existed = dir.is_dir();
         let dead = dir.join(DEAD);
+        let active = dir.join(ACTIVE);
         if !existed {
             // Directories above the spool hold nothing private; they get the usual permissions.
             let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -89,8 +100,10 @@ impl Spool {
             create_private_dir(dir)?;
             sync_dir(parent)?;
         }
-        if !dead.is_dir() {
-            create_private_dir(&dead)?;
+        for place in [&dead, &active] {
+            if !place.is_dir() {
+                create_private_dir(place)?;
+            }
         }
         let lock_path = dir.join(LOCK);
         let lock = open_lock(&lock_path)?;
@@ -103,11 +116,12 @@ impl Spool {
                 return Err(RecordsError::Io { action: "lock", path: lock_path, source });
             }
         }
-        let spool = Self { dir: dir.to_path_buf(), dead, _lock: lock, publishing: Mutex::new(()) };
-        for place in [&spool.dir, &spool.dead] {
+        let spool = Self { dir: dir.to_path_buf(), dead, active, _lock: lock, publishing: Mutex::new(()) };
+        for place in [&spool.dir, &spool.dead, &spool.active] {
             remove_unfinished(place)?;
             sync_dir(place)?;
         }
+        spool.recover_orphans()?;
         if let Some(open) = exposure(&spool.dir)? {
             tracing::warn!(
                 dir = %spool.dir.display(),
@@ -127,6 +141,81 @@ impl Spool {
 
     fn record(&self, id: &RecordId) -> PathBuf {
         self.dir.join(format!("{id}{RECORD}"))
+    }
+
+    fn checkpoint(&self, id: &RecordId) -> PathBuf {
+        self.active.join(format!("{id}{RECORD}"))
+    }
+
+    /// Keeps the latest checkpoint of a running call, replacing the one before.
+    pub fn save_active(&self, id: &RecordId, body: &[u8]) -> Result<(), RecordsError> {
+        let tmp = temporary(&self.active, id);
+        write_synced(&tmp, body)?;
+        let path = self.checkpoint(id);
+        fs::rename(&tmp, &path).map_err(|source| {
+            let _ = fs::remove_file(&tmp);
+            RecordsError::Io { action: "rename into place", path, source }
+        })
+    }
+
+    /// Forgets a call's checkpoint once its record is stored.
+    pub fn remove_active(&self, id: &RecordId) -> Result<(), RecordsError> {
+        let path = self.checkpoint(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(RecordsError::Io { action: "remove", path, source }),
+        }
+    }
+
+    /// Turns a call's checkpoint into its waiting record, unless the call's own record is
+    /// already here (waiting or dead), in which case the checkpoint is dropped. True when a
+    /// record was added.
+    pub fn promote(&self, id: &RecordId) -> Result<bool, RecordsError> {
+        let from = self.checkpoint(id);
+        let promoted = {
+            let _publishing = self.publishing.lock().unwrap_or_else(PoisonError::into_inner);
+            let to = self.record(id);
+            let dead = self.dead.join(format!("{id}{RECORD}"));
+            match (from.try_exists(), to.try_exists(), dead.try_exists()) {
+                (Ok(false), _, _) => return Ok(false),
+                (Ok(true), Ok(false), Ok(false)) => {
+                    fs::rename(&from, &to).map_err(io_error("move a checkpoint out of active/", &from))?;
+                    true
+                }
+                (Ok(true), Ok(true), _) | (Ok(true), _, Ok(true)) => {
+                    fs::remove_file(&from).map_err(io_error("remove", &from))?;
+                    false
+                }
+                (Err(source), _, _) => return Err(RecordsError::Io { action: "check", path: from, source }),
+                (_, Err(source), _) => return Err(RecordsError::Io { action: "check", path: to, source }),
+                (_, _, Err(source)) => return Err(RecordsError::Io { action: "check", path: dead, source }),
+            }
+        };
+        sync_dir(&self.active)?;
+        sync_dir(&self.dir)?;
+        Ok(promoted)
+    }
+
+    /// Every checkpoint in `active/` is a call whose worker died (the lock says no one else is
+    /// writing them): each becomes a record to deliver.
+    fn recover_orphans(&self) -> Result<(), RecordsError> {
+        for entry in fs::read_dir(&self.active).map_err(io_error("read", &self.active))? {
+            let entry = entry.map_err(io_error("read", &self.active))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(RECORD)).and_then(|n| RecordId::parse(n).ok())
+            else {
+                continue;
+            };
+            if self.promote(&id)? {
+                tracing::warn!(
+                    %id,
+                    "a call was cut off when its worker died; its record up to the last turn is delivered with \
+                     end_reason worker_lost"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Stores a record durably; it is refused when its id is already waiting or dead, because
@@ -261,7 +350,7 @@ fn exposure(dir: &Path) -> Result<Option<Exposure>, RecordsError> {
         return Ok(None);
     }
     let mut readable_files = 0;
-    for place in [dir.to_path_buf(), dir.join(DEAD)] {
+    for place in [dir.to_path_buf(), dir.join(DEAD), dir.join(ACTIVE)] {
         for entry in fs::read_dir(&place).map_err(io_error("read", &place))? {
             let entry = entry.map_err(io_error("read", &place))?;
             let metadata = entry.metadata().map_err(io_error("inspect", &entry.path()))?;
@@ -316,7 +405,7 @@ mod tests {
         let body = b"{\"name\":\"\xe0\xa4\xa8\"}\n".to_vec();
         spool.put(&id("AJ_1"), &body).expect("stored");
         assert_eq!(fs::read(dir.path().join("AJ_1.json")).expect("on disk"), body);
-        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "dead"], "no temporary file is left");
+        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead"], "no temporary file is left");
         assert_eq!(spool.read(&id("AJ_1")).expect("readable"), Some(body));
         spool.remove(&id("AJ_1")).expect("removed");
         assert_eq!(spool.read(&id("AJ_1")).expect("readable"), None);
@@ -349,7 +438,7 @@ mod tests {
         spool.bury(&id("AJ_1"), "HTTP 400").expect("buried");
         let error = spool.put(&id("AJ_1"), b"third").expect_err("dead duplicate");
         assert!(error.to_string().contains("AJ_1"), "{error}");
-        assert_eq!(names(dir.path()), [".lock", "dead"], "no temporary file is left");
+        assert_eq!(names(dir.path()), [".lock", "active", "dead"], "no temporary file is left");
     }
 
     #[test]
@@ -373,9 +462,53 @@ mod tests {
         fs::write(dir.path().join("AJ_2.0123456789abcdef.tmp"), "{\"half").expect("writable");
         fs::write(dir.path().join("dead/AJ_3.0123456789abcdef.tmp"), "HTTP").expect("writable");
         let spool = Spool::open(dir.path()).expect("opens");
-        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "dead"]);
+        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead"]);
         assert!(names(&dir.path().join("dead")).is_empty());
         assert_eq!(spool.list().expect("listed"), [id("AJ_1")]);
+    }
+
+    #[test]
+    fn a_checkpoint_replaces_the_one_before_privately_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spool = Spool::open(dir.path()).expect("opens");
+        spool.save_active(&id("AJ_live"), b"{\"turns\":1}").expect("saved");
+        spool.save_active(&id("AJ_live"), b"{\"turns\":2}").expect("saved again");
+        let active = dir.path().join("active");
+        assert_eq!(names(&active), ["AJ_live.json"]);
+        assert_eq!(fs::read(active.join("AJ_live.json")).expect("readable"), b"{\"turns\":2}");
+        assert_eq!(mode(&active), 0o700);
+        assert_eq!(mode(&active.join("AJ_live.json")), 0o600);
+        assert!(spool.list().expect("listed").is_empty(), "a running call's checkpoint is not sent");
+        spool.remove_active(&id("AJ_live")).expect("removed");
+        spool.remove_active(&id("AJ_live")).expect("removing twice is fine");
+        assert!(names(&active).is_empty());
+    }
+
+    #[test]
+    fn opening_turns_orphaned_checkpoints_into_records_unless_the_real_record_is_there() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let spool = Spool::open(dir.path()).expect("opens");
+            spool.save_active(&id("AJ_lost"), b"{\"end_reason\":\"worker_lost\"}").expect("saved");
+            spool.save_active(&id("AJ_ended"), b"checkpoint").expect("saved");
+            spool.put(&id("AJ_ended"), b"the real record").expect("stored");
+            spool.save_active(&id("AJ_refused"), b"checkpoint").expect("saved");
+            spool.put(&id("AJ_refused"), b"refused").expect("stored");
+            spool.bury(&id("AJ_refused"), "HTTP 400").expect("buried");
+            fs::write(dir.path().join("active/AJ_half.0123456789abcdef.tmp"), "{\"tr").expect("writable");
+        }
+        // The worker died holding these; the next one to take the lock finds them.
+        let spool = Spool::open(dir.path()).expect("opens again");
+        assert!(names(&dir.path().join("active")).is_empty(), "every checkpoint is settled");
+        let mut waiting: Vec<String> = spool.list().expect("listed").iter().map(ToString::to_string).collect();
+        waiting.sort();
+        assert_eq!(waiting, ["AJ_ended", "AJ_lost"]);
+        assert_eq!(
+            spool.read(&id("AJ_lost")).expect("readable").as_deref(),
+            Some(&b"{\"end_reason\":\"worker_lost\"}"[..])
+        );
+        assert_eq!(spool.read(&id("AJ_ended")).expect("readable").as_deref(), Some(&b"the real record"[..]));
+        assert_eq!(mode(&dir.path().join("AJ_lost.json")), 0o600);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::catalog::profile_error;
 use super::error::{JsonObject, echo};
@@ -20,6 +20,10 @@ use crate::providers::catalog;
 const DEFAULT_AGENT: &str = "default";
 const DEFAULT_USER_NAME: &str = "Guest";
 const MAX_USER_NAME_CHARS: usize = 64;
+/// Values for the agent's `{{name}}` placeholders a page may pass; they go into the metadata and
+/// from there into the system prompt, so they stay few and short.
+const MAX_VARIABLES: usize = 32;
+const MAX_VARIABLE_CHARS: usize = 500;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,10 +67,15 @@ pub async fn issue(
         return Err(ApiError::field(StatusCode::BAD_REQUEST, "unsupported_voice", "voice", message));
     }
     let user_name = check_user_name(body.string("userName")?.unwrap_or(DEFAULT_USER_NAME))?;
+    let variables = check_variables(body.0.get("variables"))?;
 
     let identity = format!("user-{}", random_suffix());
     let room_name = format!("call-{}-{}", profile.id, random_suffix());
-    let metadata = json!({ "agentId": profile.id, "language": language, "voice": voice }).to_string();
+    let mut metadata = json!({ "agentId": profile.id, "language": language, "voice": voice });
+    if !variables.is_empty() {
+        metadata["variables"] = Value::Object(variables);
+    }
+    let metadata = metadata.to_string();
     let settings = &state.settings;
     let agent_name = settings.agent_name.as_str();
     let request = CallerToken {
@@ -83,6 +92,49 @@ pub async fn issue(
     })?;
     tracing::info!(client = %crate::telemetry::personal(&client.to_string()), room = %room_name, %identity, agent_id = %profile.id, %language, %voice, "token issued");
     Ok(Json(TokenResponse { token, room_name, livekit_url: state.livekit_url_for_browsers.clone(), identity }))
+}
+
+/// The `variables` object: at most [`MAX_VARIABLES`] placeholder names, each with a short text
+/// (numbers and true/false are taken as text) that reads as written.
+fn check_variables(raw: Option<&Value>) -> Result<Map<String, Value>, ApiError> {
+    let refuse = |message: String| ApiError::field(StatusCode::BAD_REQUEST, "invalid_variables", "variables", message);
+    let given = match raw {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::Object(given)) => given,
+        Some(_) => return Err(refuse("`variables` must be an object of names and texts".to_owned())),
+    };
+    if given.len() > MAX_VARIABLES {
+        return Err(refuse(format!("`variables` has {} entries; at most {MAX_VARIABLES}", given.len())));
+    }
+    let mut checked = Map::new();
+    for (name, value) in given {
+        if !crate::profiles::valid_variable_name(name) {
+            return Err(refuse(format!(
+                "`variables` name `{}` must be a letter or _, then letters, digits or _ (at most 64)",
+                echo(name)
+            )));
+        }
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Number(number) => number.to_string(),
+            Value::Bool(flag) => flag.to_string(),
+            _ => return Err(refuse(format!("`variables.{name}` must be a text, a number or true/false"))),
+        };
+        let problem = if text.chars().count() > MAX_VARIABLE_CHARS {
+            Some(format!("is longer than {MAX_VARIABLE_CHARS} characters"))
+        } else if text.chars().any(|c| c.is_control() && c != '\n') {
+            Some("must not contain control characters".to_owned())
+        } else {
+            hidden_character(&text).map(|c| {
+                format!("must not contain invisible or text-direction characters (it has U+{:04X})", u32::from(c))
+            })
+        };
+        if let Some(why) = problem {
+            return Err(refuse(format!("`variables.{name}` {why}")));
+        }
+        checked.insert(name.clone(), Value::String(text));
+    }
+    Ok(checked)
 }
 
 fn check_user_name(raw: &str) -> Result<String, ApiError> {
@@ -175,6 +227,28 @@ mod tests {
             let error = check_user_name(name).expect_err(name);
             assert_eq!((error.code, error.field), ("invalid_user_name", Some("userName")), "{name}");
             assert!(error.message.contains("invisible or text-direction"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn variables_are_few_plain_and_short() {
+        let checked = check_variables(Some(&json!({"caller_name": "प्रिया", "visits": 3, "vip": true})))
+            .expect("plain values pass");
+        assert_eq!(Value::Object(checked), json!({"caller_name": "प्रिया", "visits": "3", "vip": "true"}));
+        assert!(check_variables(None).expect("absent").is_empty());
+        let many: Map<String, Value> = (0..33).map(|i| (format!("v{i}"), json!("x"))).collect();
+        for (bad, says) in [
+            (json!(["x"]), "must be an object"),
+            (Value::Object(many), "33 entries"),
+            (json!({"bad-name": "x"}), "name `bad-name`"),
+            (json!({"plan": {"tier": 1}}), "`variables.plan` must be a text"),
+            (json!({"note": "x".repeat(501)}), "longer than 500"),
+            (json!({"note": "a\u{202e}b"}), "text-direction"),
+            (json!({"note": "a\u{0007}b"}), "control characters"),
+        ] {
+            let error = check_variables(Some(&bad)).expect_err(says);
+            assert_eq!((error.code, error.field), ("invalid_variables", Some("variables")));
+            assert!(error.message.contains(says), "{says}: {}", error.message);
         }
     }
 

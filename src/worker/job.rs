@@ -1,12 +1,13 @@
 //! Running one job: choose the profile from the dispatch metadata, join the room, run the
 //! session, and end when the caller leaves or the job is stopped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use livekit_protocol as pb;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::session::{AgentSession, CallChoice, EndReason, JobContext};
@@ -20,17 +21,67 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 const CALLER_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_AGENT: &str = "default";
 
+/// Placeholder values taken from one call's metadata, at most; the rest are dropped with a
+/// warning. Each ends up in the system prompt.
+const MAX_VARIABLES: usize = 64;
+/// The longest value taken for a placeholder.
+const MAX_VARIABLE_CHARS: usize = 1_000;
+
 /// What the token server writes, as dispatch metadata (explicit dispatch) and always as the
-/// caller's participant metadata: `{"agentId","language","voice"}`.
+/// caller's participant metadata: `{"agentId","language","voice","variables"}`. An n8n workflow
+/// that creates a call may add fields of its own.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Metadata {
     agent_id: Option<String>,
     language: Option<String>,
     voice: Option<String>,
+    #[serde(default)]
+    variables: Option<Value>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
 }
 
 impl Metadata {
+    /// The values for `{{name}}` placeholders: the metadata's plain fields (text, numbers, true
+    /// or false), then its `variables` object over them. Names that cannot be placeholders and
+    /// values that are not plain are skipped.
+    fn variables(&self) -> BTreeMap<String, String> {
+        let mut found = BTreeMap::new();
+        let mut skipped = 0_usize;
+        let own = match &self.variables {
+            Some(Value::Object(own)) => Some(own),
+            Some(Value::Null) | None => None,
+            Some(_) => {
+                tracing::warn!("the metadata's `variables` is not a JSON object; it is ignored");
+                None
+            }
+        };
+        for (name, value) in self.other.iter().chain(own.into_iter().flatten()) {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                Value::Number(number) => number.to_string(),
+                Value::Bool(flag) => flag.to_string(),
+                _ => continue,
+            };
+            let fits = crate::profiles::valid_variable_name(name)
+                && text.chars().count() <= MAX_VARIABLE_CHARS
+                && (found.len() < MAX_VARIABLES || found.contains_key(name));
+            if fits {
+                found.insert(name.clone(), text);
+            } else {
+                skipped += 1;
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "metadata values that cannot fill a placeholder were skipped (bad name, longer than {MAX_VARIABLE_CHARS} characters, or more than {MAX_VARIABLES})"
+            );
+        }
+        found
+    }
+
     /// `None` unless the JSON names an agent.
     fn naming_an_agent(json: &str, source: &str) -> Option<Self> {
         if json.trim().is_empty() {
@@ -40,7 +91,7 @@ impl Metadata {
             Ok(metadata) if metadata.agent_id.is_some() => Some(metadata),
             Ok(_) => None,
             Err(e) => {
-                tracing::warn!("the {source} metadata is not {{agentId, language, voice}} JSON ({e})");
+                tracing::warn!("the {source} metadata is not {{agentId, language, voice, variables}} JSON ({e})");
                 None
             }
         }
@@ -112,8 +163,8 @@ pub async fn run(
     };
     running();
     let mut early = Vec::new();
-    let (metadata, from_caller) = match dispatched {
-        Some(metadata) => (metadata, false),
+    let (metadata, from_caller, caller_name) = match dispatched {
+        Some(metadata) => (metadata, false, None),
         None => {
             // Automatic dispatch carries no metadata; the token server wrote the same choices
             // into the caller's participant metadata.
@@ -122,9 +173,14 @@ pub async fn run(
             if chosen.is_none() {
                 tracing::warn!(job = %job.id, "neither the dispatch nor the caller's metadata names an agent; using the default agent");
             }
-            (chosen.unwrap_or_default(), true)
+            let name = caller.map(|p| p.name).filter(|name| !name.trim().is_empty());
+            (chosen.unwrap_or_default(), true, name)
         }
     };
+    let mut variables = metadata.variables();
+    if let Some(name) = caller_name {
+        variables.entry("caller_name".to_owned()).or_insert(name);
+    }
     let (profile, choice) = choose(metadata, &profiles).await?;
     if from_caller
         && profile.id != DEFAULT_AGENT
@@ -135,7 +191,15 @@ pub async fn run(
     tracing::info!(job = %job.id, room = %room.name(), agent = %profile.id, language = %choice.language, voice = %choice.voice, "agent joined");
     let (relayed, relay_events) = mpsc::unbounded_channel();
     let relay = Relay(tokio::spawn(relay(early, events, relayed, stop.clone())));
-    let context = JobContext { job, room: room.clone(), events: relay_events, profile, choice, stop: stop.subscribe() };
+    let context = JobContext {
+        job,
+        room: room.clone(),
+        events: relay_events,
+        profile,
+        choice,
+        variables,
+        stop: stop.subscribe(),
+    };
     let result = session.run(context).await;
     drop(relay);
     room.disconnect().await;
@@ -225,5 +289,28 @@ struct Relay(tokio::task::JoinHandle<()>);
 impl Drop for Relay {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_fills_placeholders_with_its_plain_fields_and_its_variables() {
+        let json = r#"{"agentId":"clinic-hi","language":"hi-IN","patient":"Asha","visits":3,"vip":true,
+            "nested":{"a":1},"bad name":"x","variables":{"patient":"Asha Verma","plan":"gold","list":[1]}}"#;
+        let metadata = Metadata::naming_an_agent(json, "test").expect("names an agent");
+        let variables = metadata.variables();
+        let expected = [("patient", "Asha Verma"), ("plan", "gold"), ("visits", "3"), ("vip", "true")];
+        assert_eq!(
+            variables,
+            expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
+            "`variables` win over plain fields; objects, lists and bad names are skipped"
+        );
+        let long = format!(r#"{{"agentId":"a","variables":{{"note":"{}"}}}}"#, "x".repeat(1_001));
+        assert!(Metadata::naming_an_agent(&long, "test").expect("parses").variables().is_empty());
+        let odd = Metadata::naming_an_agent(r#"{"agentId":"a","variables":"x"}"#, "test").expect("still names it");
+        assert!(odd.variables().is_empty());
     }
 }

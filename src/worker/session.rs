@@ -2,7 +2,7 @@
 //! profile's [`AgentSession`]; until the voice pipeline lands, that is [`LoopbackSession`],
 //! which republishes what it hears so the whole path is real.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -40,6 +40,9 @@ pub enum EndReason {
     Silence,
     /// The caller neither published a microphone nor typed.
     NoAudio,
+    /// The worker died mid-call (killed, crashed, lost its machine): the record holds the call
+    /// up to its last checkpoint, and a later worker opening the same spool delivered it.
+    WorkerLost,
 }
 
 /// Everything a session needs for one call.
@@ -49,6 +52,10 @@ pub struct JobContext {
     pub events: mpsc::UnboundedReceiver<RoomEvent>,
     pub profile: Arc<AgentProfile>,
     pub choice: CallChoice,
+    /// Values for the profile's `{{name}}` placeholders from the metadata that chose the agent
+    /// (its `variables` object and its other plain fields), and `caller_name` when the caller
+    /// was in the room before the agent started.
+    pub variables: BTreeMap<String, String>,
     /// Says why, once the call must end: the caller left, the job was terminated, or the
     /// worker's drain ran out.
     pub stop: watch::Receiver<Option<EndReason>>,

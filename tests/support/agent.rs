@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use url::Url;
 use voice_agent::audio::{AudioFrame, ROOM_SAMPLE_RATE};
 use voice_agent::config::{ProviderSettings, Secret};
 use voice_agent::devserver::{DEV_API_KEY, DEV_API_SECRET, DevServer};
@@ -60,6 +61,11 @@ impl Stage {
 
     /// A stage whose worker offers the agents of `profiles` (see [`worker::profiles_in`]).
     pub async fn start_with_profiles(profiles: Arc<ProfileStore>) -> Self {
+        Self::start_with_tools(profiles, None, None).await
+    }
+
+    /// A stage whose profiles' tools reach n8n at `n8n` (N8N_BASE_URL), signed with `secret`.
+    pub async fn start_with_tools(profiles: Arc<ProfileStore>, n8n: Option<Url>, secret: Option<Secret>) -> Self {
         // `RUST_LOG=voice_agent=debug cargo test ...` shows the worker's logs of a failing test.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -81,7 +87,7 @@ impl Stage {
         let spool = tempfile::tempdir().expect("a spool directory");
         let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
         let outbox = Outbox::start(outbox).await.expect("the outbox opens");
-        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox));
+        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox).with_n8n(n8n, secret));
         let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
         worker.registered().await;
         Self { server, sarvam, llm, openai, deepgram, elevenlabs, leads, worker, _spool: spool }
@@ -107,20 +113,26 @@ impl Stage {
 
     /// A caller joining `room` who publishes no microphone (yet).
     pub async fn call_without_microphone(&self, room: &str, metadata: &str) -> Caller {
-        let grants = VideoGrants { room_join: true, room: room.into(), ..VideoGrants::default() };
-        let token = AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
-            .with_identity("caller")
-            .with_name("Caller")
-            .with_metadata(metadata)
-            .with_grants(grants)
-            .to_jwt()
-            .expect("signs");
-        let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
-        let (room, events) = room::connect(&self.server.url(), &token, options).await.expect("the caller joins");
-        let heard = Arc::new(Mutex::new(Heard::default()));
-        let task = tokio::spawn(record(events, heard.clone()));
-        Caller { room, heard, microphone: None, _task: Recorder(task) }
+        caller_joining(&self.server.url(), room, metadata).await
     }
+}
+
+/// A caller joining `room` on the LiveKit server at `url`, with no microphone yet; `metadata` is
+/// their participant metadata (the agent choice).
+pub async fn caller_joining(url: &str, room: &str, metadata: &str) -> Caller {
+    let grants = VideoGrants { room_join: true, room: room.into(), ..VideoGrants::default() };
+    let token = AccessToken::with_api_key(DEV_API_KEY, DEV_API_SECRET)
+        .with_identity("caller")
+        .with_name("Caller")
+        .with_metadata(metadata)
+        .with_grants(grants)
+        .to_jwt()
+        .expect("signs");
+    let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
+    let (room, events) = room::connect(url, &token, options).await.expect("the caller joins");
+    let heard = Arc::new(Mutex::new(Heard::default()));
+    let task = tokio::spawn(record(events, heard.clone()));
+    Caller { room, heard, microphone: None, _task: Recorder(task) }
 }
 
 /// One transcript segment as the caller's client assembles it.

@@ -7,6 +7,7 @@ pub mod elevenlabs;
 pub mod n8n_leads;
 pub mod openai;
 pub mod sarvam;
+pub mod tool_hooks;
 
 use std::collections::{HashMap, VecDeque};
 use std::f32::consts::TAU;
