@@ -245,7 +245,8 @@ impl Utterance for FallbackUtterance {
     }
 }
 
-/// Chat models serving as one; each asks for its own model.
+/// Chat models serving as one; each asks for its own model, but the first serves the model a
+/// request names (the profile's cheaper analysis model is one of the first provider's).
 pub(crate) struct FallbackChat(Arc<Chain<dyn ChatModel, String>>);
 
 impl FallbackChat {
@@ -263,7 +264,11 @@ impl ChatModel for FallbackChat {
             let mut last = None;
             for index in chain.order() {
                 let member = &chain.members[index];
-                let request = ChatRequest { model: member.binding.clone(), ..request.clone() };
+                let model = match index {
+                    0 if !request.model.is_empty() => request.model.clone(),
+                    _ => member.binding.clone(),
+                };
+                let request = ChatRequest { model, ..request.clone() };
                 match member.inner.stream(request.clone()).await {
                     Ok(stream) => {
                         chain.succeeded(index);

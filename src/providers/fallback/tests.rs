@@ -171,6 +171,29 @@ async fn each_chat_provider_asks_for_its_own_model() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_model_the_request_names_is_the_first_providers_and_stand_ins_keep_their_own() {
+    let (groq, openai) = (Fake::new("groq", false), Fake::new("openai", false));
+    let members = vec![
+        Member::new("groq".into(), Arc::new(groq.clone()) as Arc<dyn ChatModel>, "openai/gpt-oss-120b".to_owned()),
+        Member::new("openai".into(), Arc::new(openai.clone()) as Arc<dyn ChatModel>, "gpt-4.1-mini".to_owned()),
+    ];
+    let chat = FallbackChat::new(members, QUICK);
+    let request = ChatRequest {
+        model: "llama-3.1-8b-instant".to_owned(),
+        messages: vec![ChatMessage::user("analyse")],
+        temperature: 0.0,
+        max_tokens: 10,
+        tools: Vec::new(),
+    };
+    let answer: Vec<_> = chat.stream(request.clone()).await.expect("served").collect().await;
+    assert!(matches!(&answer[0], Ok(ChatDelta::Text(text)) if text == "answer of groq"), "{answer:?}");
+    assert_eq!(groq.last(), "llama-3.1-8b-instant");
+    groq.failing.store(true, Ordering::SeqCst);
+    chat.stream(request).await.expect("served by the stand-in");
+    assert_eq!(openai.last(), "gpt-4.1-mini", "a stand-in never gets another provider's model");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stand_in_voice_speaks_with_its_own_voice_and_a_broken_stream_benches_its_provider() {
     let (broken, sarvam, openai) = (Fake::new("broken", false), Fake::new("sarvam", true), Fake::new("openai", false));
     let members = vec![
