@@ -187,7 +187,7 @@ async fn the_shipped_profiles_come_from_n8n(n8n: &N8n, scratch: &Path) {
         );
     }
     let clinic = store.get("clinic-hi").await.expect("clinic-hi from n8n");
-    assert_eq!((clinic.language.as_str(), clinic.voice.as_str()), ("hi-IN", "manisha"), "clinic-hi speaks Hindi");
+    assert_eq!((clinic.language.as_str(), clinic.voice.as_str()), ("hi-IN", "priya"), "clinic-hi speaks Hindi");
     assert_eq!(clinic.lead_fields.len(), 5, "clinic-hi asks for its five lead fields");
 
     let unknown = store.get("no-such-agent").await;
