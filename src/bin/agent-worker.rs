@@ -329,7 +329,8 @@ async fn session(
     }
     let n8n = &settings.n8n;
     Ok(Arc::new(
-        PipelineSession::new(providers.clone(), http, outbox).with_n8n(n8n.base_url.clone(), n8n.webhook_secret.clone()),
+        PipelineSession::new(providers.clone(), http, outbox)
+            .with_n8n(n8n.base_url.clone(), n8n.webhook_secret.clone()),
     ))
 }
 
