@@ -51,6 +51,15 @@ impl Stage {
 
     /// A stage whose worker offers the agents of `profiles` (see [`worker::profiles_in`]).
     pub async fn start_with_profiles(profiles: Arc<ProfileStore>) -> Self {
+        Self::launch("", profiles).await
+    }
+
+    /// A stage whose worker registers under `agent_name`, so it only takes explicit dispatches.
+    pub async fn start_named(agent_name: &str) -> Self {
+        Self::launch(agent_name, worker::profiles()).await
+    }
+
+    async fn launch(agent_name: &str, profiles: Arc<ProfileStore>) -> Self {
         // `RUST_LOG=voice_agent=debug cargo test ...` shows the worker's logs of a failing test.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -71,7 +80,7 @@ impl Stage {
         let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
         let outbox = Outbox::start(outbox).await.expect("the outbox opens");
         let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox));
-        let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
+        let worker = worker::start_with_profiles(&server.url(), agent_name, 4, session, profiles);
         worker.registered().await;
         Self { server, sarvam, llm, leads, worker, _spool: spool }
     }
@@ -143,6 +152,8 @@ pub struct Heard {
     pub agent_identity: Option<String>,
     /// When the agent left the room, if it did.
     pub agent_left: Option<Instant>,
+    /// Why the server disconnected the caller, if it did.
+    pub disconnected: Option<String>,
 }
 
 pub struct Caller {
@@ -265,6 +276,7 @@ async fn record(mut events: mpsc::UnboundedReceiver<RoomEvent>, heard: Arc<Mutex
             RoomEvent::ParticipantDisconnected { participant, .. } if participant.kind == ParticipantKind::Agent => {
                 heard_now.agent_left = Some(Instant::now());
             }
+            RoomEvent::Disconnected { reason } => heard_now.disconnected = Some(reason),
             RoomEvent::TrackSubscribed { mut track } => {
                 let heard = heard.clone();
                 listeners.push(Recorder(tokio::spawn(async move {
