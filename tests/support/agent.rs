@@ -35,7 +35,8 @@ pub struct Stage {
     /// n8n's lead-capture webhook, where call records go.
     pub leads: MockLeads,
     pub worker: RunningWorker,
-    _spool: tempfile::TempDir,
+    /// SPOOL_DIR of the worker's outbox.
+    pub spool: tempfile::TempDir,
 }
 
 /// A call record as n8n received it.
@@ -82,7 +83,7 @@ impl Stage {
         let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox));
         let worker = worker::start_with_profiles(&server.url(), agent_name, 4, session, profiles);
         worker.registered().await;
-        Self { server, sarvam, llm, leads, worker, _spool: spool }
+        Self { server, sarvam, llm, leads, worker, spool }
     }
 
     /// The first call record n8n received, waiting up to `limit` for it.
