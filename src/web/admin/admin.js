@@ -3,7 +3,8 @@
 // only and goes with every request; records are shown with textContent, never as HTML.
 'use strict';
 
-const REFRESH_MS = 2000;
+// Two requests a refresh: well within API_RATE_LIMIT_PER_MIN (120) for a few open tabs.
+const REFRESH_MS = 5000;
 const SVG = 'http://www.w3.org/2000/svg';
 // The stages of a turn, in the order they happen, stacked; voice to voice is drawn as a mark.
 const STAGES = [
