@@ -93,7 +93,11 @@ async fn records_reach_n8n_signed_exactly_as_stored_and_leave_the_disk_after_a_2
     assert!(request.signed_with(SECRET), "X-Signature-256 is the HMAC of the body: {:?}", request.headers);
     assert!(!request.signed_with("another secret"));
     assert!(request.spool.contains(&"AJ_abc123.json".to_owned()), "on disk before it was sent: {:?}", request.spool);
-    assert_eq!(files(dir.path()), [".lock", "active", "dead", "delivered"], "moved out of the waiting records after n8n's 2xx");
+    assert_eq!(
+        files(dir.path()),
+        [".lock", "active", "dead", "delivered"],
+        "moved out of the waiting records after n8n's 2xx"
+    );
     assert_eq!(files(&dir.path().join("delivered")), ["AJ_abc123.json"], "kept for the operator's view");
     assert_eq!((outbox.pending(), outbox.tally()), (0, Tally { delivered: 1, dead: 0 }));
     outbox.close(Instant::now() + LIMIT).await;
@@ -303,7 +307,7 @@ async fn close_returns_by_its_deadline_while_n8n_hangs_and_the_record_stays_for_
     outbox.close(started + Duration::from_millis(300)).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "close took {took:?} for a 300 ms deadline");
-    assert_eq!(files(dir.path()), [".lock", "AJ_next.json", "AJ_stuck.json", "dead", "delivered"]);
+    assert_eq!(files(dir.path()), [".lock", "AJ_next.json", "AJ_stuck.json", "active", "dead", "delivered"]);
     drop(outbox);
 
     let n8n = MockLeads::start([]).await;
@@ -366,7 +370,7 @@ async fn ids_that_are_not_call_ids_are_refused_by_name_and_nothing_is_written() 
     outbox.submit("AJ_1", record("AJ_1")).await.expect("a call id");
     let error = outbox.submit("AJ_1", b"{}".to_vec()).await.expect_err("one record per call");
     assert!(matches!(error, RecordsError::Duplicate { .. }), "{error}");
-    assert_eq!(files(dir.path()), [".lock", "AJ_1.json", "dead", "delivered"]);
+    assert_eq!(files(dir.path()), [".lock", "AJ_1.json", "active", "dead", "delivered"]);
     assert_eq!(std::fs::read(dir.path().join("AJ_1.json")).expect("kept"), record("AJ_1"), "the first record stays");
     assert_eq!(outbox.pending(), 1);
 }

@@ -407,7 +407,11 @@ mod tests {
         let body = b"{\"name\":\"\xe0\xa4\xa8\"}\n".to_vec();
         spool.put(&id("AJ_1"), &body).expect("stored");
         assert_eq!(fs::read(dir.path().join("AJ_1.json")).expect("on disk"), body);
-        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead", "delivered"], "no temporary file is left");
+        assert_eq!(
+            names(dir.path()),
+            [".lock", "AJ_1.json", "active", "dead", "delivered"],
+            "no temporary file is left"
+        );
         assert_eq!(spool.read(&id("AJ_1")).expect("readable"), Some(body.clone()));
         spool.deliver(&id("AJ_1"), 50).expect("delivered");
         assert_eq!(fs::read(dir.path().join("delivered/AJ_1.json")).expect("archived"), body);
