@@ -57,9 +57,9 @@ pub struct Caller {
     pub name: String,
 }
 
+/// Who said a line; serialized as `caller` / `agent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-/// Who said a line; serialized as `caller` / `agent`.
 pub enum Speaker {
     /// The person who called.
     Caller,
