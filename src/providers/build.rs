@@ -21,8 +21,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A profile's provider chains.
 #[derive(Debug, Clone, Copy)]
 pub struct Chains<'a> {
+    /// Speech-to-text, first choice first.
     pub stt: &'a [ProviderSetup],
+    /// Chat models, first choice first.
     pub llm: &'a [ProviderSetup],
+    /// Text-to-speech, first choice first.
     pub tts: &'a [ProviderSetup],
 }
 

@@ -22,14 +22,15 @@ mod options;
 pub mod registry;
 mod retry;
 mod sarvam;
-pub mod setup;
+pub(crate) mod setup;
 pub mod startup;
 pub mod stt;
 pub mod tts;
 pub mod usage;
 mod websocket;
 
-pub use self::build::{CallProviders, Chains, build, build_with, missing_keys};
+pub(crate) use self::build::{CallProviders, build};
+pub use self::build::{Chains, missing_keys};
 pub use self::error::ProviderError;
 pub use self::fallback::ProbePolicy;
 pub use self::retry::{RetryPolicy, retry_after};
