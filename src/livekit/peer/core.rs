@@ -122,7 +122,7 @@ pub enum PeerEvent {
     ChannelClosed(String),
     /// An Opus frame arrived.
     Media(MediaPacket),
-    /// The connection was closed on request.
+    /// The connection is closed; nothing more will flow.
     Closed,
     /// The connection died; why, for logs.
     Failed(String),

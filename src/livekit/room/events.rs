@@ -92,7 +92,7 @@ pub enum RoomError {
     /// The server did not answer in time; names what we waited for.
     #[error("timed out: {0}")]
     Timeout(&'static str),
-    /// The server answered no (e.g. a track publication it would not allow).
+    /// The server answered a request (an attribute or name update) with an error reason.
     #[error("the server refused: {0}")]
     Refused(String),
     /// Encoding our audio failed.

@@ -20,7 +20,7 @@ pub enum ConnectError {
     /// The URL is not a ws, wss, http or https URL with a host (credentials redacted).
     #[error("invalid LiveKit URL {0}")]
     InvalidUrl(String),
-    /// The token cannot be put in a header.
+    /// The token is empty or cannot be sent in an HTTP header.
     #[error("invalid token: {0}")]
     InvalidToken(String),
     /// The server answered the WebSocket upgrade with an HTTP error; a 401 means a bad token.
@@ -28,19 +28,20 @@ pub enum ConnectError {
     Refused {
         /// The HTTP status.
         status: u16,
-        /// The server's explanation from the plain-HTTP validate endpoint; may be empty.
+        /// The server's explanation (the body, else its validate endpoint's answer); may be empty.
         reason: String,
     },
-    /// No connection (DNS, TCP, TLS) or no first message in time; worth retrying.
+    /// No connection (DNS, TCP, TLS, or none within 10 s); worth retrying.
     #[error("the LiveKit server cannot be reached: {0}")]
     Unreachable(String),
-    /// The server sent something other than what the protocol allows at this point.
+    /// The server sent something the protocol does not allow here, closed the connection, or
+    /// sent nothing after the upgrade.
     #[error("the LiveKit server broke the protocol: {0}")]
     Protocol(String),
-    /// The server sent a LeaveRequest instead of joining us (room full, deleted...).
+    /// The server answered the join with a LeaveRequest; the `DisconnectReason` name.
     #[error("the LiveKit server turned the join away: {0}")]
     Left(String),
-    /// Signalling worked but ICE/DTLS did not connect.
+    /// WebRTC could not be set up: no UDP socket could be opened.
     #[error("the WebRTC connection could not be set up: {0}")]
     Media(String),
 }
