@@ -280,7 +280,7 @@ pub struct ProfileDoc {
     /// Default: an English apology.
     #[serde(default)]
     pub apology: Option<String>,
-    /// See [`CallLimits`] for each limit's default.
+    /// `[limits]`: call length and silence handling; each key has its own default.
     #[serde(default)]
     pub limits: CallLimits,
     /// Default: a short "one moment" in the call's language.

@@ -4,7 +4,7 @@
 //! ElevenLabs) offers one provider per kind it serves. Each provider checks its own options
 //! (the `stt`, `llm` and `tts` sections of a profile), owns its catalog (models, voices,
 //! languages) and builds its clients, so nothing outside `providers/` knows any of them by
-//! name: adding one means a module here and a line in [`VENDORS`].
+//! name: adding one means a module here and a line in `VENDORS`.
 
 use std::sync::Arc;
 use std::time::Duration;

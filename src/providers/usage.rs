@@ -1,8 +1,8 @@
 //! What a call used of each provider and model, and what that is estimated to cost.
 //!
-//! Every provider of a call counts into one [`UsageMeter`] (audio seconds transcribed,
+//! Every provider of a call counts into one `UsageMeter` (audio seconds transcribed,
 //! characters synthesised, prompt and completion tokens), through the metering wrappers of
-//! [`super::metered`]; the call record reads it when the call ends. Prices come from the
+//! `super::metered`; the call record reads it when the call ends. Prices come from the
 //! profile, else the `PRICES` setting, else the provider's list price ([`DEFAULT_PRICES_DATE`]).
 
 use std::collections::BTreeMap;

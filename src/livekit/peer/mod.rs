@@ -1,5 +1,5 @@
 //! WebRTC PeerConnections on str0m: a sans-IO core ([`core`]) and the task that drives it
-//! ([`driver`]). The same pair serves our participant (full ICE) and the dev server (ICE-lite).
+//! (`driver`). The same pair serves our participant (full ICE) and the dev server (ICE-lite).
 
 mod candidate;
 pub mod core;

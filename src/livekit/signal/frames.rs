@@ -14,7 +14,7 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Why a signalling frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// Over [`MAX_FRAME_BYTES`]; the size in bytes.
+    /// Over the 1 MiB frame limit; the size in bytes.
     #[error("the signalling frame is {0} bytes, over the {MAX_FRAME_BYTES}-byte limit")]
     TooLarge(usize),
     /// Not protobuf of the expected message type.

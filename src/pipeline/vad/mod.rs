@@ -21,7 +21,7 @@
 //!
 //! Two energy thresholds, the gate, sit in front of every detector. Below [`GATE_RMS`] (-70 dBFS,
 //! a muted or noise-suppressed microphone) a frame is silence. With a noise margin configured, a
-//! frame must also be that many dB above the background measured by [`floor::NoiseFloor`], or
+//! frame must also be that many dB above the background measured by `floor::NoiseFloor`, or
 //! follow one that was by less than 200 ms (the weak consonants and short gaps inside words), so
 //! a room whose noise the detector mistakes for speech reads as silence between the caller's
 //! words. A block below the gate, once a neural detector's probability has decayed, is not run
