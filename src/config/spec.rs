@@ -12,11 +12,13 @@ use crate::providers::registry::VENDORS;
 /// names in lower case.
 #[derive(Debug, Clone, Copy)]
 pub struct SettingSpec {
+    /// The environment variable's name.
     pub name: &'static str,
     /// The built-in value, or `None` when the setting is unset unless someone sets it.
     pub default: Option<&'static str>,
     /// Secrets are redacted everywhere and never echoed back in error messages.
     pub secret: bool,
+    /// What it does, for `--help`-style listings and error messages.
     pub doc: &'static str,
 }
 
