@@ -144,6 +144,9 @@ pub struct WebSettings {
     pub cors_origins: Vec<String>,
     pub trust_forwarded_for: bool,
     pub admin_token: Option<Secret>,
+    /// Where `GET /metrics` is served, apart from the public port.
+    pub metrics_host: IpAddr,
+    pub metrics_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +300,10 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             cors_origins: r.origins("CORS_ORIGINS"),
             trust_forwarded_for: r.flag("TRUST_FORWARDED_FOR"),
             admin_token: r.secret("ADMIN_TOKEN", false),
+            metrics_host: r
+                .parsed("METRICS_HOST", "an IP address such as 0.0.0.0 or 127.0.0.1")
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            metrics_port: r.number("METRICS_PORT", 1..=65_535),
         },
         worker: WorkerSettings {
             max_jobs: r.number("MAX_JOBS", 1..=10_000),

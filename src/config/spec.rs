@@ -144,6 +144,16 @@ const TAIL: &[SettingSpec] = &[
     ),
     secret("ADMIN_TOKEN", "Bearer token for admin endpoints such as /api/invalidate-cache; unset disables them."),
     setting(
+        "METRICS_HOST",
+        Some("127.0.0.1"),
+        "Address of the token server's Prometheus endpoint (GET /metrics on METRICS_PORT); loopback only by default.",
+    ),
+    setting(
+        "METRICS_PORT",
+        Some("9464"),
+        "Port of the token server's Prometheus endpoint, apart from the public port and without a token; the worker serves /metrics on HEALTH_PORT.",
+    ),
+    setting(
         "MAX_JOBS",
         Some("100"),
         "Calls one worker process takes at most; beyond it the worker reports itself full.",

@@ -1,6 +1,6 @@
 //! Making a call's providers from its profile's chains: each provider built with its account's
-//! key and endpoint, wrapped to count its usage into the call's meter, and chained for
-//! fallback.
+//! key and endpoint, wrapped to count its usage into the call's meter (and its requests and
+//! errors into the worker's metrics), and chained for fallback.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use super::stt::SpeechToText;
 use super::tts::TextToSpeech;
 use super::usage::{UsageMeter, price_of};
 use crate::config::ProviderSettings;
+use crate::metrics::WorkerMetrics;
 
 /// Each provider request gets this long before it counts as failed (and is retried).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,8 +79,9 @@ pub fn build(
     settings: &ProviderSettings,
     http: &reqwest::Client,
     profile: &str,
+    metrics: &WorkerMetrics,
 ) -> Result<CallProviders, String> {
-    build_with(chains, settings, http, profile, ProbePolicy::default())
+    build_with(chains, settings, http, profile, ProbePolicy::default(), metrics)
 }
 
 /// [`build`] with the pause between probes of failed providers given (tests make it short).
@@ -89,6 +91,7 @@ pub fn build_with(
     http: &reqwest::Client,
     profile: &str,
     policy: ProbePolicy,
+    metrics: &WorkerMetrics,
 ) -> Result<CallProviders, String> {
     let missing = missing_keys(chains, settings, profile);
     if !missing.is_empty() {
@@ -101,7 +104,8 @@ pub fn build_with(
         let provider = registry::stt(&setup.provider).ok_or_else(|| unknown(Kind::Stt, setup))?;
         let inner = provider.build(&built.access(setup)?, &setup.options)?;
         let counter = built.counter(Kind::Stt, setup);
-        let metered: Arc<dyn SpeechToText> = Arc::new(MeteredStt { inner, counter });
+        let requests = metrics.provider(Kind::Stt, &setup.provider);
+        let metered: Arc<dyn SpeechToText> = Arc::new(MeteredStt { inner, counter, requests });
         stt.push(Member::new(name(Kind::Stt, setup), metered, ()));
     }
     let mut llm = Vec::new();
@@ -109,7 +113,8 @@ pub fn build_with(
         let provider = registry::chat(&setup.provider).ok_or_else(|| unknown(Kind::Llm, setup))?;
         let inner = provider.build(&built.access(setup)?, &setup.options)?;
         let counter = built.counter(Kind::Llm, setup);
-        let metered: Arc<dyn ChatModel> = Arc::new(MeteredChat { inner, counter });
+        let requests = metrics.provider(Kind::Llm, &setup.provider);
+        let metered: Arc<dyn ChatModel> = Arc::new(MeteredChat { inner, counter, requests });
         llm.push(Member::new(name(Kind::Llm, setup), metered, provider.model(&setup.options)));
     }
     let mut tts = Vec::new();
@@ -117,7 +122,8 @@ pub fn build_with(
         let provider = registry::tts(&setup.provider).ok_or_else(|| unknown(Kind::Tts, setup))?;
         let inner = provider.build(&built.access(setup)?, &setup.options)?;
         let counter = built.counter(Kind::Tts, setup);
-        let metered: Arc<dyn TextToSpeech> = Arc::new(MeteredTts { inner, counter });
+        let requests = metrics.provider(Kind::Tts, &setup.provider);
+        let metered: Arc<dyn TextToSpeech> = Arc::new(MeteredTts { inner, counter, requests });
         tts.push(Member::new(name(Kind::Tts, setup), metered, setup.voice.clone()));
     }
     Ok(CallProviders {
