@@ -176,7 +176,7 @@ const TAIL: &[SettingSpec] = &[
     setting(
         "HEALTH_PORT",
         Some("8081"),
-        "Port of the worker's health endpoint: / answers 200 while registered, /worker describes it.",
+        "Port of the worker's health endpoint: / answers 200 while registered, /worker describes it, /metrics is for Prometheus.",
     ),
     setting(
         "LOG_PERSONAL_DATA",
