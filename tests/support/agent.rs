@@ -17,6 +17,7 @@ use voice_agent::livekit::room::{self, ConnectOptions, LocalAudioTrack, Particip
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
 use voice_agent::records::{Outbox, OutboxConfig};
+use voice_agent::worker::AgentSession;
 
 use super::livekit::{LOOPBACK, dev_server};
 use super::mocks::deepgram::MockDeepgram;
@@ -66,6 +67,18 @@ impl Stage {
 
     /// A stage whose profiles' tools reach n8n at `n8n` (N8N_BASE_URL), signed with `secret`.
     pub async fn start_with_tools(profiles: Arc<ProfileStore>, n8n: Option<Url>, secret: Option<Secret>) -> Self {
+        Self::start_with_session(profiles, move |providers, outbox| {
+            Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox).with_n8n(n8n, secret))
+        })
+        .await
+    }
+
+    /// A stage whose worker runs the agent `session` makes from the mocks' provider settings and
+    /// the stage's outbox (the profile-driven agent, or one written with the public API).
+    pub async fn start_with_session(
+        profiles: Arc<ProfileStore>,
+        session: impl FnOnce(ProviderSettings, Outbox) -> Arc<dyn AgentSession>,
+    ) -> Self {
         // `RUST_LOG=voice_agent=debug cargo test ...` shows the worker's logs of a failing test.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -87,7 +100,7 @@ impl Stage {
         let spool = tempfile::tempdir().expect("a spool directory");
         let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
         let outbox = Outbox::start(outbox).await.expect("the outbox opens");
-        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox).with_n8n(n8n, secret));
+        let session = session(providers, outbox);
         let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
         worker.registered().await;
         Self { server, sarvam, llm, openai, deepgram, elevenlabs, leads, worker, _spool: spool }

@@ -12,6 +12,8 @@ use futures_util::future::BoxFuture;
 
 use super::ProviderError;
 
+pub(crate) mod whole_file;
+
 /// The rate of the audio utterances take: what every provider we use takes natively.
 pub const SAMPLE_RATE: u32 = 16_000;
 
