@@ -21,7 +21,7 @@ fn a_turn(i: u32) -> TurnMetrics {
         llm_first_token_ms: Some(300 + jitter),
         tts_first_audio_ms: Some(120 + jitter),
         voice_to_voice_ms: Some(650 + jitter),
-        interrupted: i % 10 == 0,
+        interrupted: i.is_multiple_of(10),
     }
 }
 

@@ -13,5 +13,5 @@ pub fn for_profile(
     http: &reqwest::Client,
     metrics: &WorkerMetrics,
 ) -> Result<CallProviders, String> {
-    providers::build(profile.chains(), settings, http, &profile.id, metrics)
+    providers::build_counted(profile.chains(), settings, http, &profile.id, metrics)
 }

@@ -74,18 +74,40 @@ pub fn missing_keys(chains: Chains<'_>, settings: &ProviderSettings, profile: &s
         .collect()
 }
 
+/// The providers of `chains`; their requests count into no metrics (see [`build_counted`]).
 pub fn build(
+    chains: Chains<'_>,
+    settings: &ProviderSettings,
+    http: &reqwest::Client,
+    profile: &str,
+) -> Result<CallProviders, String> {
+    assemble(chains, settings, http, profile, ProbePolicy::default(), &WorkerMetrics::default())
+}
+
+/// [`build`], counting every request and failure into `metrics` (a call's
+/// [`JobContext::metrics`](crate::worker::JobContext::metrics)), as the worker's own agent does.
+pub fn build_counted(
     chains: Chains<'_>,
     settings: &ProviderSettings,
     http: &reqwest::Client,
     profile: &str,
     metrics: &WorkerMetrics,
 ) -> Result<CallProviders, String> {
-    build_with(chains, settings, http, profile, ProbePolicy::default(), metrics)
+    assemble(chains, settings, http, profile, ProbePolicy::default(), metrics)
 }
 
 /// [`build`] with the pause between probes of failed providers given (tests make it short).
 pub fn build_with(
+    chains: Chains<'_>,
+    settings: &ProviderSettings,
+    http: &reqwest::Client,
+    profile: &str,
+    policy: ProbePolicy,
+) -> Result<CallProviders, String> {
+    assemble(chains, settings, http, profile, policy, &WorkerMetrics::default())
+}
+
+fn assemble(
     chains: Chains<'_>,
     settings: &ProviderSettings,
     http: &reqwest::Client,
