@@ -252,8 +252,15 @@ async fn every_dashboard_query_returns_data_from_a_worker_and_token_server_in_a_
         }
     }
 
+    let made_up = format!("{web}/made-up-{room}");
+    assert_eq!(http.get(&made_up).send().await.expect("answered").status(), 404);
     for url in [&worker_metrics, &token_metrics] {
         let text = http.get(url.as_str()).send().await.expect("scrapeable").text().await.expect("text");
         assert!(!text.contains(&room), "{url} names the room:\n{text}");
     }
+    let text = http.get(&token_metrics).send().await.expect("scrapeable").text().await.expect("text");
+    assert!(
+        text.contains("voice_agent_http_requests_total{route=\"other\",status=\"404\"} 2"),
+        "unknown paths (/metrics on the public port, the made-up one) count as `other`, not as themselves:\n{text}"
+    );
 }

@@ -49,7 +49,7 @@ impl ProfileMetrics {
         }
         registry.register(
             "profile_fetches",
-            "Profile look-ups with n8n configured, by outcome: hit (fresh in the cache), miss (asked n8n), stale (n8n failed or busy; its last profile served), error (n8n failed, none of its profiles at hand).",
+            "Profile look-ups with n8n configured, by outcome: hit (fresh in the cache), miss (asked n8n), stale (n8n failed or busy; its last profile served), error (n8n failed, none of its profiles at hand)",
             self.fetches.clone(),
         );
     }

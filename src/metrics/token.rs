@@ -50,15 +50,15 @@ impl TokenMetrics {
         for limit in RateLimit::ALL {
             let _ = self.refused.get_or_create(&LimitLabels { limit: limit.as_str() });
         }
-        registry.register("tokens_issued", "LiveKit tokens issued to callers.", self.tokens.clone());
+        registry.register("tokens_issued", "LiveKit tokens issued to callers", self.tokens.clone());
         registry.register(
             "rate_limited",
-            "Requests refused with 429 by a rate limit: token (TOKEN_RATE_LIMIT_PER_MIN) or api (API_RATE_LIMIT_PER_MIN).",
+            "Requests refused with 429 by a rate limit: token (TOKEN_RATE_LIMIT_PER_MIN) or api (API_RATE_LIMIT_PER_MIN)",
             self.refused.clone(),
         );
         registry.register(
             "http_requests",
-            "Requests answered, by route (its template, such as /api/config/{agent_id}; `static` for the page's files, `other` for unknown paths) and status.",
+            "Requests answered, by route (its template, such as /api/config/{agent_id}; `static` for the page's files, `other` for unknown paths) and status",
             self.requests.clone(),
         );
     }

@@ -159,32 +159,32 @@ impl Default for WorkerMetrics {
 
 impl WorkerMetrics {
     pub(super) fn register(&self, registry: &mut Registry) {
-        registry.register("calls_active", "Calls running now.", self.calls_active.clone());
-        registry.register("calls", "Calls ended, by why they ended.", self.calls.clone());
+        registry.register("calls_active", "Calls running now", self.calls_active.clone());
+        registry.register("calls", "Calls ended, by why they ended", self.calls.clone());
         registry.register(
             "turn_seconds",
-            "How long each stage of an answered turn took: end_of_utterance (last speech to end of turn), stt (end of turn to transcript), llm_first_token, tts_first_audio, voice_to_voice (last speech to the answer's first packet).",
+            "How long each stage of an answered turn took: end_of_utterance (last speech to end of turn), stt (end of turn to transcript), llm_first_token, tts_first_audio, voice_to_voice (last speech to the answer's first packet)",
             self.turns.clone(),
         );
-        registry.register("interruptions", "Answers the caller talked over and cut off.", self.interruptions.clone());
+        registry.register("interruptions", "Answers the caller talked over and cut off", self.interruptions.clone());
         registry.register(
             "provider_requests",
-            "Requests to speech and language model providers (a request's retries inside one provider count once), by provider and service (stt, llm, tts).",
+            "Requests to speech and language model providers (a request's retries inside one provider count once), by provider and service (stt, llm, tts)",
             self.provider_requests.clone(),
         );
         registry.register(
             "provider_errors",
-            "Provider requests that failed after their retries, by provider, service and kind (timeout, rate_limited, quota, auth, rejected, server, network, protocol).",
+            "Provider requests that failed after their retries, by provider, service and kind (timeout, rate_limited, quota, auth, rejected, server, network, protocol)",
             self.provider_errors.clone(),
         );
         registry.register(
             "worker_load",
-            "The load the worker reports to LiveKit: the higher of its CPU share and the share of MAX_JOBS in use (0 to 1).",
+            "The load the worker reports to LiveKit: the higher of its CPU share and the share of MAX_JOBS in use (0 to 1)",
             self.load.clone(),
         );
         registry.register(
             "jobs",
-            "Jobs offered to the worker, by result: completed, failed, declined.",
+            "Jobs offered to the worker, by result: completed, failed, declined",
             self.jobs.clone(),
         );
     }
