@@ -14,6 +14,8 @@
 //! - [`net`]: hardened HTTP serving (timeouts, connection caps, body limits) for every server.
 //! - [`metrics`]: Prometheus metrics of the worker and the token server (`GET /metrics`).
 
+#![warn(missing_docs)]
+
 // The noisy-room suite in `tests/support/` names this crate as integration tests do; the core's
 // unit tests include it too.
 #[cfg(test)]

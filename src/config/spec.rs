@@ -99,6 +99,11 @@ const TAIL: &[SettingSpec] = &[
         "Directory where call records wait until n8n has them; keep it on a persistent volume, one per worker.",
     ),
     setting(
+        "RECORDS_KEEP_DELIVERED",
+        Some("50"),
+        "Delivered call records kept in SPOOL_DIR/delivered/ for the operator's view (/admin); 0 keeps none.",
+    ),
+    setting(
         "PROFILES_DIR",
         Some("profiles"),
         "Directory of local agent profiles (*.toml), used when n8n is off or does not know an agent.",
@@ -142,7 +147,10 @@ const TAIL: &[SettingSpec] = &[
         Some("false"),
         "Take the client address from X-Forwarded-For (only behind a proxy you run).",
     ),
-    secret("ADMIN_TOKEN", "Bearer token for admin endpoints such as /api/invalidate-cache; unset disables them."),
+    secret(
+        "ADMIN_TOKEN",
+        "Bearer token for the admin endpoints: the operator's view /admin and /api/invalidate-cache; unset disables them.",
+    ),
     setting(
         "METRICS_HOST",
         Some("127.0.0.1"),

@@ -38,6 +38,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry: nothing is scraped until handles are made from it.
     pub fn new() -> Self {
         Self::default()
     }

@@ -54,6 +54,7 @@ impl ProfileMetrics {
         );
     }
 
+    /// One look-up ended with `outcome`.
     pub fn fetched(&self, outcome: ProfileFetch) {
         self.fetches.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).inc();
     }

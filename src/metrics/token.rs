@@ -63,10 +63,12 @@ impl TokenMetrics {
         );
     }
 
+    /// A caller got a token.
     pub fn token_issued(&self) {
         self.tokens.inc();
     }
 
+    /// `limit` refused a request with 429.
     pub fn rate_limited(&self, limit: RateLimit) {
         self.refused.get_or_create(&LimitLabels { limit: limit.as_str() }).inc();
     }

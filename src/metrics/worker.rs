@@ -34,9 +34,11 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in the order a turn goes through them.
     pub const ALL: [Stage; 5] =
         [Self::EndOfUtterance, Self::Stt, Self::LlmFirstToken, Self::TtsFirstAudio, Self::VoiceToVoice];
 
+    /// The `stage` label's value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EndOfUtterance => "end_of_utterance",
@@ -70,8 +72,10 @@ pub enum JobResult {
 }
 
 impl JobResult {
+    /// Every result, for counting each from zero.
     pub const ALL: [JobResult; 3] = [Self::Completed, Self::Failed, Self::Declined];
 
+    /// The `result` label's value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Completed => "completed",

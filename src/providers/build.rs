@@ -22,8 +22,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A profile's provider chains.
 #[derive(Debug, Clone, Copy)]
 pub struct Chains<'a> {
+    /// Speech-to-text, first choice first.
     pub stt: &'a [ProviderSetup],
+    /// Chat models, first choice first.
     pub llm: &'a [ProviderSetup],
+    /// Text-to-speech, first choice first.
     pub tts: &'a [ProviderSetup],
 }
 
@@ -38,10 +41,13 @@ impl Chains<'_> {
 
 /// A call's providers, and the meter they count their usage into.
 pub struct CallProviders {
+    /// Speech-to-text, falling back along the profile's chain.
     pub stt: Arc<dyn SpeechToText>,
+    /// The chat model, falling back along the profile's chain.
     pub llm: Arc<dyn ChatModel>,
+    /// Text-to-speech, falling back along the profile's chain.
     pub tts: Arc<dyn TextToSpeech>,
-    pub usage: UsageMeter,
+    pub(crate) usage: UsageMeter,
 }
 
 /// What `profile` (named for messages) needs that the settings lack: one line per missing key,
@@ -74,7 +80,9 @@ pub fn missing_keys(chains: Chains<'_>, settings: &ProviderSettings, profile: &s
         .collect()
 }
 
-/// The providers of `chains`; their requests count into no metrics (see [`build_counted`]).
+/// The providers for one call of `profile` (named in errors), each wrapped to count its usage;
+/// the error says which provider cannot be built and why (unknown, missing key, bad options).
+/// Their requests count into no metrics (see [`build_counted`]).
 pub fn build(
     chains: Chains<'_>,
     settings: &ProviderSettings,

@@ -2,8 +2,9 @@
 //!
 //! `<id>.json` waits for n8n; `dead/<id>.json` was refused by it, with its answer in
 //! `dead/<id>.answer.txt`; `active/<id>.json` is the checkpoint of a call still running, already
-//! shaped as the record it becomes should its worker die; `*.tmp` are writes in progress; `.lock`
-//! is held by the one process using the spool. A file is written under a temporary name, fsynced, renamed into place and its
+//! shaped as the record it becomes should its worker die; `delivered/<id>.json` is one of the last
+//! records n8n took (`delivered.rs`); `*.tmp` are writes in progress; `.lock` is held by the one
+//! process using the spool. A file is written under a temporary name, fsynced, renamed into place and its
 //! directory fsynced, so after a crash or a power cut a record is either whole under its name or
 //! not there at all (and then its `submit` never returned). Leftover temporary files were never
 //! acknowledged, so opening the spool removes them.
@@ -30,6 +31,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use super::RecordsError;
+use super::delivered::{self, DELIVERED};
 use super::id::RecordId;
 
 const LOCK: &str = ".lock";
@@ -50,6 +52,7 @@ pub(super) struct Spool {
     dir: PathBuf,
     dead: PathBuf,
     active: PathBuf,
+    delivered: PathBuf,
     /// Locked for the spool's lifetime. Two workers sharing a spool would send each record twice
     /// and race on its removal; the OS drops the lock when the process dies, even by kill -9.
     _lock: File,
@@ -100,7 +103,8 @@ impl Spool {
             create_private_dir(dir)?;
             sync_dir(parent)?;
         }
-        for place in [&dead, &active] {
+        let delivered = dir.join(DELIVERED);
+        for place in [&dead, &active, &delivered] {
             if !place.is_dir() {
                 create_private_dir(place)?;
             }
@@ -116,7 +120,7 @@ impl Spool {
                 return Err(RecordsError::Io { action: "lock", path: lock_path, source });
             }
         }
-        let spool = Self { dir: dir.to_path_buf(), dead, active, _lock: lock, publishing: Mutex::new(()) };
+        let spool = Self { dir: dir.to_path_buf(), dead, active, delivered, _lock: lock, publishing: Mutex::new(()) };
         for place in [&spool.dir, &spool.dead, &spool.active] {
             remove_unfinished(place)?;
             sync_dir(place)?;
@@ -272,14 +276,12 @@ impl Spool {
         }
     }
 
-    /// Forgets a record n8n has acknowledged.
-    pub fn remove(&self, id: &RecordId) -> Result<(), RecordsError> {
-        let path = self.record(id);
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.dir),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(RecordsError::Io { action: "remove", path, source }),
-        }
+    /// Takes a record n8n has acknowledged out of the waiting ones, into `delivered/`, which
+    /// keeps the last `keep`.
+    pub fn deliver(&self, id: &RecordId, keep: usize) -> Result<(), RecordsError> {
+        delivered::archive(&self.record(id), &self.delivered, keep)?;
+        sync_dir(&self.delivered)?;
+        sync_dir(&self.dir)
     }
 
     /// Moves a record n8n refused to `dead/`, with n8n's answer beside it, and returns where it
@@ -337,7 +339,7 @@ fn open_lock(path: &Path) -> Result<File, RecordsError> {
 struct Exposure {
     /// The spool directory's permission bits.
     mode: u32,
-    /// Records and answers (waiting or in `dead/`) that others may read once in the directory.
+    /// Records and answers (waiting, in `dead/` or in `delivered/`) that others may read once in the directory.
     readable_files: usize,
 }
 
@@ -350,7 +352,7 @@ fn exposure(dir: &Path) -> Result<Option<Exposure>, RecordsError> {
         return Ok(None);
     }
     let mut readable_files = 0;
-    for place in [dir.to_path_buf(), dir.join(DEAD), dir.join(ACTIVE)] {
+    for place in [dir.to_path_buf(), dir.join(DEAD), dir.join(ACTIVE), dir.join(DELIVERED)] {
         for entry in fs::read_dir(&place).map_err(io_error("read", &place))? {
             let entry = entry.map_err(io_error("read", &place))?;
             let metadata = entry.metadata().map_err(io_error("inspect", &entry.path()))?;
@@ -405,9 +407,14 @@ mod tests {
         let body = b"{\"name\":\"\xe0\xa4\xa8\"}\n".to_vec();
         spool.put(&id("AJ_1"), &body).expect("stored");
         assert_eq!(fs::read(dir.path().join("AJ_1.json")).expect("on disk"), body);
-        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead"], "no temporary file is left");
-        assert_eq!(spool.read(&id("AJ_1")).expect("readable"), Some(body));
-        spool.remove(&id("AJ_1")).expect("removed");
+        assert_eq!(
+            names(dir.path()),
+            [".lock", "AJ_1.json", "active", "dead", "delivered"],
+            "no temporary file is left"
+        );
+        assert_eq!(spool.read(&id("AJ_1")).expect("readable"), Some(body.clone()));
+        spool.deliver(&id("AJ_1"), 50).expect("delivered");
+        assert_eq!(fs::read(dir.path().join("delivered/AJ_1.json")).expect("archived"), body);
         assert_eq!(spool.read(&id("AJ_1")).expect("readable"), None);
         assert!(spool.list().expect("listed").is_empty());
     }
@@ -438,7 +445,7 @@ mod tests {
         spool.bury(&id("AJ_1"), "HTTP 400").expect("buried");
         let error = spool.put(&id("AJ_1"), b"third").expect_err("dead duplicate");
         assert!(error.to_string().contains("AJ_1"), "{error}");
-        assert_eq!(names(dir.path()), [".lock", "active", "dead"], "no temporary file is left");
+        assert_eq!(names(dir.path()), [".lock", "active", "dead", "delivered"], "no temporary file is left");
     }
 
     #[test]
@@ -462,7 +469,7 @@ mod tests {
         fs::write(dir.path().join("AJ_2.0123456789abcdef.tmp"), "{\"half").expect("writable");
         fs::write(dir.path().join("dead/AJ_3.0123456789abcdef.tmp"), "HTTP").expect("writable");
         let spool = Spool::open(dir.path()).expect("opens");
-        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead"]);
+        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead", "delivered"]);
         assert!(names(&dir.path().join("dead")).is_empty());
         assert_eq!(spool.list().expect("listed"), [id("AJ_1")]);
     }
