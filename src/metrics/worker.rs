@@ -170,7 +170,11 @@ impl WorkerMetrics {
             "How long each stage of an answered turn took: end_of_utterance (last speech to end of turn), stt (end of turn to transcript), llm_first_token, tts_first_audio, voice_to_voice (last speech to the answer's first packet)",
             self.turns.clone(),
         );
-        registry.register("interruptions", "Answers the caller talked over and cut off", self.interruptions.clone());
+        registry.register(
+            "interruptions",
+            "Answers to a turn that the caller talked over and cut off",
+            self.interruptions.clone(),
+        );
         registry.register(
             "provider_requests",
             "Requests to speech and language model providers (a request's retries inside one provider count once), by provider and service (stt, llm, tts)",
