@@ -29,6 +29,8 @@ if ! $runtime_only; then
   [ -f /usr/share/codec2/wav/hts1a.wav ] || packages+=(codec2-examples)
   [ -f /usr/share/sounds/alsa/Front_Center.wav ] || packages+=(alsa-utils)
   command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
+  # The metrics test (tests/metrics_prometheus.rs) scrapes the worker and token server with it.
+  command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || packages+=(prometheus)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}" >&2

@@ -12,6 +12,7 @@
 //! - [`pipeline`]: a call's conversation: turn-taking, STT → LLM → TTS, barge-in, transcripts.
 //! - [`devserver`]: a LiveKit-compatible server for tests and local development.
 //! - [`net`]: hardened HTTP serving (timeouts, connection caps, body limits) for every server.
+//! - [`metrics`]: Prometheus metrics of the worker and the token server (`GET /metrics`).
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod audio;
 pub mod config;
 pub mod devserver;
 pub mod livekit;
+pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod profiles;

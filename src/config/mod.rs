@@ -174,6 +174,10 @@ pub struct WebSettings {
     pub trust_forwarded_for: bool,
     /// ADMIN_TOKEN: unlocks the admin routes; unset disables them.
     pub admin_token: Option<Secret>,
+    /// The address `GET /metrics` is served on, apart from the public port (METRICS_HOST).
+    pub metrics_host: IpAddr,
+    /// The port `GET /metrics` is served on (METRICS_PORT).
+    pub metrics_port: u16,
 }
 
 /// The agent worker: how many calls it takes, how it drains, where its health answers.
@@ -344,6 +348,10 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             cors_origins: r.origins("CORS_ORIGINS"),
             trust_forwarded_for: r.flag("TRUST_FORWARDED_FOR"),
             admin_token: r.secret("ADMIN_TOKEN", false),
+            metrics_host: r
+                .parsed("METRICS_HOST", "an IP address such as 0.0.0.0 or 127.0.0.1")
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            metrics_port: r.number("METRICS_PORT", 1..=65_535),
         },
         worker: WorkerSettings {
             max_jobs: r.number("MAX_JOBS", 1..=10_000),
