@@ -62,7 +62,7 @@ async fn the_example_agent_looks_up_its_stock_and_tells_the_model_the_bakery_is_
         let http = reqwest::Client::new();
         per_call(move |job: &JobContext| {
             let profile = &job.profile;
-            let built = providers::build(profile.chains(), &keys, &http, &profile.id)?;
+            let built = providers::build_counted(profile.chains(), &keys, &http, &profile.id, &job.metrics)?;
             let first = profile.llm.providers.first().ok_or("no chat provider")?;
             let model = registry::model(registry::Kind::Llm, first);
             bakery::bakery_agent(job, built, &model, stock.clone(), evening).map_err(|e| e.to_string())

@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let keys = settings.providers.clone();
     let session = per_call(move |job: &JobContext| {
         let profile = &job.profile;
-        let built = providers::build(profile.chains(), &keys, &http, &profile.id)?;
+        let built = providers::build_counted(profile.chains(), &keys, &http, &profile.id, &job.metrics)?;
         let first = profile.llm.providers.first().ok_or("the default profile names no chat provider")?;
         let model = providers::registry::model(providers::registry::Kind::Llm, first);
         bakery::bakery_agent(job, built, &model, stock.clone(), bakery::bakery_clock).map_err(|e| e.to_string())
