@@ -64,13 +64,14 @@ fn main() {
         let sarvam = MockSarvam::start("bench-sarvam").await;
         sarvam.tts_audio(ANSWER_AUDIO);
         let llm = MockOpenAi::start(Flavour::Groq, "bench-groq").await;
-        let without_preemption = profiles_without_preemption();
+        let with_preemption = bench_profiles(true);
+        let without_preemption = bench_profiles(false);
         println!(
             "conversations  cpu per conversation (% of a core)  rss per conversation (KiB)  turns  \
              voice-to-voice overhead p50 / p95 / max (ms)  of which p50 stt / llm / tts (ms)"
         );
         for &count in &counts {
-            let figures = measure(count, &url, &sarvam, &llm, None).await;
+            let figures = measure(count, &url, &sarvam, &llm, with_preemption.path()).await;
             println!(
                 "{count:>13}  {:>33.3}  {:>26.0}  {:>5}  {:>29.1} / {:.1} / {:.1}  {:>24.1} / {:.1} / {:.1}",
                 figures.cpu_share * 100.0,
@@ -92,7 +93,7 @@ fn main() {
         );
         for &count in counts.iter().filter(|count| **count <= 10) {
             for preemptive in [true, false] {
-                let profiles = (!preemptive).then_some(without_preemption.path());
+                let profiles = if preemptive { with_preemption.path() } else { without_preemption.path() };
                 let figures = measure(count, &url, &sarvam, &llm, profiles).await;
                 let voice_to_voice: Vec<f64> = figures.overheads.iter().map(|o| o + END_OF_TURN).collect();
                 println!(
@@ -109,17 +110,14 @@ fn main() {
     });
 }
 
-/// The shipped profiles with preemptive generation turned off.
-fn profiles_without_preemption() -> tempfile::TempDir {
+/// The shipped default profile (Sarvam and Groq, which the mocks stand in for), with
+/// preemptive generation on or off; the callers name no agent, so they get this one.
+fn bench_profiles(preemptive: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a profiles directory");
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles");
-    for entry in std::fs::read_dir(shipped).expect("the shipped profiles") {
-        let path = entry.expect("a profile").path();
-        let text = std::fs::read_to_string(&path).expect("a profile's text");
-        let name = path.file_name().expect("a file name");
-        std::fs::write(dir.path().join(name), text.replacen("[turn]\n", "[turn]\npreemptive = false\n", 1))
-            .expect("written");
-    }
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/default.toml");
+    let text = std::fs::read_to_string(shipped).expect("the shipped default profile");
+    let text = if preemptive { text } else { text.replacen("[turn]\n", "[turn]\npreemptive = false\n", 1) };
+    std::fs::write(dir.path().join("default.toml"), text).expect("written");
     dir
 }
 
@@ -140,7 +138,7 @@ async fn measure(
     url: &str,
     sarvam: &MockSarvam,
     llm: &MockOpenAi,
-    profiles: Option<&std::path::Path>,
+    profiles: &std::path::Path,
 ) -> Figures {
     let worker = Worker::start(url, sarvam, llm, profiles).await;
     let idle_rss = worker.resident_kib();
@@ -198,11 +196,9 @@ struct Turn {
 
 impl Worker {
     /// Starts `agent-worker start` against the mocks; returns once it is registered.
-    async fn start(url: &str, sarvam: &MockSarvam, llm: &MockOpenAi, profiles: Option<&std::path::Path>) -> Self {
+    async fn start(url: &str, sarvam: &MockSarvam, llm: &MockOpenAi, profiles: &std::path::Path) -> Self {
         let WorkerCommand { mut command, health, spool } = worker_command(url);
-        if let Some(profiles) = profiles {
-            command.env("PROFILES_DIR", profiles);
-        }
+        command.env("PROFILES_DIR", profiles);
         let mut child = command
             .env("SARVAM_API_KEY", "bench-sarvam")
             .env("SARVAM_BASE_URL", sarvam.base_url().as_str())
