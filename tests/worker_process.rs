@@ -1,6 +1,7 @@
 //! `agent-worker start` as a process: health answers once registered; on SIGTERM it refuses new
 //! calls, lets the running one finish and exits 0; a second signal exits at once; killed with -9
-//! mid-call, the call's record is delivered by the next worker to open its spool.
+//! mid-call, the call's record is delivered by the next worker to start on the same SPOOL_DIR,
+//! while a worker still alive beside it keeps its own records.
 
 mod support;
 
@@ -214,17 +215,37 @@ async fn a_worker_does_not_start_with_a_chat_model_its_provider_does_not_serve()
     assert!(!printed.contains("openai does not list"), "OpenAI serves gpt-4.1-mini: {printed}");
 }
 
+/// The workers' sub-spools in the shared `spool`, by name.
+fn sub_spools(spool: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(spool.join("workers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The call checkpoints in every worker's sub-spool of `spool`.
+fn checkpoints(spool: &Path) -> Vec<std::path::PathBuf> {
+    sub_spools(spool)
+        .iter()
+        .flat_map(|worker| std::fs::read_dir(spool.join("workers").join(worker).join("active")).into_iter().flatten())
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
+        .map(|entry| entry.path())
+        .collect()
+}
+
 /// The checkpoint of the one call running with records in `spool`, once it holds `check` (a
 /// write still under its temporary name does not count: a kill now would leave the one before).
 async fn checkpoint(spool: &Path, check: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
-        let found = std::fs::read_dir(spool.join("active"))
+        let found = checkpoints(spool)
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
-            .filter_map(|entry| std::fs::read(entry.path()).ok())
+            .filter_map(|path| std::fs::read(path).ok())
             .filter_map(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
             .find(|checkpoint| check(checkpoint));
         if let Some(found) = found {
@@ -236,7 +257,7 @@ async fn checkpoint(spool: &Path, check: impl Fn(&Value) -> bool) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_turn() {
+async fn a_call_cut_off_by_kill_9_is_delivered_once_by_the_next_start_and_a_living_worker_keeps_its_own() {
     let server = dev_server().await;
     let sarvam = MockSarvam::start(SARVAM_KEY).await;
     let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
@@ -265,6 +286,18 @@ async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_
     assert_eq!(caller.agent_said(2, LIMIT).await, answer);
     let saved = checkpoint(spool.path(), |c| c["transcript"].as_array().is_some_and(|t| t.len() == 3)).await;
     assert_eq!(saved["end_reason"], "worker_lost", "a checkpoint is the record as it would go if the worker died");
+    let first_spool = sub_spools(spool.path());
+    assert_eq!(first_spool.len(), 1, "the worker keeps its records in its own sub-spool");
+
+    // A second worker on the same volume (under another agent name, so it takes no job of this
+    // test) starts while the first lives: it leaves the first's sub-spool and running call alone.
+    let witness_env: Vec<_> = env.iter().cloned().chain([("AGENT_NAME", "witness".to_owned())]).collect();
+    let _witness = start_worker_with(&server, spool.path(), &witness_env).await;
+    let both = sub_spools(spool.path());
+    assert_eq!(both.len(), 2, "each worker has its own sub-spool: {both:?}");
+    assert!(both.contains(&first_spool[0]), "the living worker's sub-spool is not taken: {both:?}");
+    assert_eq!(checkpoints(spool.path()).len(), 1, "the running call's checkpoint stays where it is");
+    assert!(leads.received().is_empty(), "nothing of a living worker's call is delivered");
 
     first.child.start_kill().expect("SIGKILL sent");
     first.child.wait().await.expect("the worker is gone");
@@ -273,6 +306,7 @@ async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_
 
     let _second = start_worker_with(&server, spool.path(), &env).await;
     let received = leads.until(1, LIMIT).await;
+    assert_eq!(received.len(), 1, "delivered once");
     let record: Value = serde_json::from_slice(&received[0].body).expect("the record is JSON");
     assert_eq!(record["end_reason"], "worker_lost");
     assert_eq!(record["agent_id"], "realestate-en");
@@ -288,8 +322,8 @@ async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_
     assert_eq!(transcript, [("agent", greeting.as_str()), ("caller", said), ("agent", answer)], "up to the last turn");
     let call_id = record["call_id"].as_str().expect("a call id");
     assert_eq!(received[0].header("idempotency-key"), Some(call_id));
-    assert!(
-        std::fs::read_dir(spool.path().join("active")).expect("active/ exists").next().is_none(),
-        "no checkpoint is left to deliver twice"
-    );
+    assert!(checkpoints(spool.path()).is_empty(), "no checkpoint is left to deliver twice");
+    let now = sub_spools(spool.path());
+    assert_eq!(now.len(), 2, "the witness's and the new worker's: {now:?}");
+    assert!(!now.contains(&first_spool[0]), "the killed worker's emptied sub-spool is removed: {now:?}");
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use voice_agent::config::{Role, Settings, Sources, redact_url};
 use voice_agent::devserver::{self, DevServer, DevServerConfig};
 use voice_agent::livekit::room::{self, ConnectOptions};
@@ -15,7 +16,8 @@ use voice_agent::livekit::{loopback, peer, token};
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
 use voice_agent::providers::startup;
-use voice_agent::records::{Outbox, OutboxConfig, Tally};
+use voice_agent::records::{Outbox, OutboxConfig, Tally, new_worker_id};
+use voice_agent::shared::{CallEntry, RegistryTiming, Shared};
 use voice_agent::web::{self, AppState};
 use voice_agent::worker::{self as agents, AgentSession, LoopbackSession, Worker, WorkerConfig};
 
@@ -81,9 +83,11 @@ async fn main() -> anyhow::Result<()> {
             voice_agent::telemetry::log_personal_data(settings.log_personal_data);
             let settings = Arc::new(settings);
             let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
-            let outbox = open_outbox(&settings).await?;
+            let worker_id = new_worker_id();
+            let outbox = open_outbox(&settings, &worker_id).await?;
             let session = session(&settings, &profiles, outbox.clone(), Strictness::Start).await?;
-            let worker = worker(&settings, profiles, settings.worker.drain_timeout, session);
+            let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout, session);
+            let _sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
             let health = bind(
                 SocketAddr::new(settings.worker.health_host, settings.worker.health_port),
                 "HEALTH_HOST, HEALTH_PORT",
@@ -165,7 +169,7 @@ async fn deliver(sources: &Sources) -> anyhow::Result<()> {
     let n8n = &settings.n8n;
     let url = n8n.lead_capture_url().context("N8N_BASE_URL and N8N_WEBHOOK_LEAD_CAPTURE do not make a URL")?;
     let dir = n8n.spool_dir.display().to_string();
-    let config = OutboxConfig::new(n8n.spool_dir.clone(), Some(url), n8n.webhook_secret.clone());
+    let config = OutboxConfig::shared(n8n.spool_dir.clone(), new_worker_id(), Some(url), n8n.webhook_secret.clone());
     let outbox =
         Outbox::start(config).await.with_context(|| format!("cannot open the call record spool {dir} (SPOOL_DIR)"))?;
     tracing::info!(waiting = outbox.pending(), dir = %dir, "delivering call records");
@@ -177,7 +181,7 @@ async fn deliver(sources: &Sources) -> anyhow::Result<()> {
     let Tally { delivered, dead } = outbox.tally();
     let left = outbox.pending();
     if dead > 0 {
-        tracing::warn!(dead, "n8n refused {dead} call records; they are in {dir}/dead with n8n's answers");
+        tracing::warn!(dead, "n8n refused {dead} call records; they are in {dir}/workers/*/dead with n8n's answers");
     }
     tracing::info!(delivered, dead, left, "call record delivery finished");
     Ok(())
@@ -226,9 +230,11 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
     let health =
         bind(SocketAddr::new(settings.worker.health_host, settings.worker.health_port), "HEALTH_HOST, HEALTH_PORT")
             .await?;
-    let outbox = open_outbox(&settings).await?;
+    let worker_id = new_worker_id();
+    let outbox = open_outbox(&settings, &worker_id).await?;
     let session = session(&settings, &profiles, outbox.clone(), Strictness::Dev).await?;
-    let worker = worker(&settings, profiles, settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session);
+    let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session);
+    let _sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
     let result = run_worker(worker, health).await;
     outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
     let _ = web_stop.send(());
@@ -241,12 +247,58 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
 
 /// The spool of call records, delivering what earlier runs left in it. Without N8N_BASE_URL the
 /// records wait there (`agent-worker deliver` sends them once n8n is configured).
-async fn open_outbox(settings: &Settings) -> anyhow::Result<Outbox> {
+/// The records live in this worker's own sub-spool of SPOOL_DIR, named by `worker_id`.
+async fn open_outbox(settings: &Settings, worker_id: &str) -> anyhow::Result<Outbox> {
     let n8n = &settings.n8n;
-    let config = OutboxConfig::new(n8n.spool_dir.clone(), n8n.lead_capture_url(), n8n.webhook_secret.clone());
+    let config = OutboxConfig::shared(
+        n8n.spool_dir.clone(),
+        worker_id.to_owned(),
+        n8n.lead_capture_url(),
+        n8n.webhook_secret.clone(),
+    );
     Outbox::start(config)
         .await
         .with_context(|| format!("cannot open the call record spool {} (SPOOL_DIR)", n8n.spool_dir.display()))
+}
+
+/// With REDIS_URL: follows the profile invalidations any instance publishes, and keeps this
+/// worker's live calls in the shared registry. The tasks end when the set is dropped.
+fn share_state(
+    settings: &Settings,
+    worker_id: String,
+    profiles: Arc<ProfileStore>,
+    snapshot: agents::SharedSnapshot,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    let Some(url) = &settings.redis_url else { return tasks };
+    let shared = match Shared::new(url) {
+        Ok(shared) => shared,
+        Err(error) => {
+            tracing::error!("{error}; this worker works alone");
+            return tasks;
+        }
+    };
+    tasks.spawn(shared.clone().follow_invalidations(profiles));
+    let started = chrono::Utc::now().to_rfc3339();
+    let id = worker_id.clone();
+    tasks.spawn(shared.keep_registry(worker_id, started, RegistryTiming::default(), move || {
+        let snapshot = snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let state = if snapshot.status == "draining" { "draining" } else { "running" };
+        let calls = snapshot
+            .jobs
+            .iter()
+            .map(|job| CallEntry {
+                worker: id.clone(),
+                call_id: job.id.clone(),
+                room: job.room.clone(),
+                agent: job.agent.clone(),
+                started: job.started_at.to_rfc3339(),
+                state: state.to_owned(),
+            })
+            .collect();
+        (snapshot.status.to_owned(), calls)
+    }));
+    tasks
 }
 
 fn worker(
@@ -329,7 +381,8 @@ async fn session(
     }
     let n8n = &settings.n8n;
     Ok(Arc::new(
-        PipelineSession::new(providers.clone(), http, outbox).with_n8n(n8n.base_url.clone(), n8n.webhook_secret.clone()),
+        PipelineSession::new(providers.clone(), http, outbox)
+            .with_n8n(n8n.base_url.clone(), n8n.webhook_secret.clone()),
     ))
 }
 

@@ -142,6 +142,10 @@ const TAIL: &[SettingSpec] = &[
         Some("false"),
         "Take the client address from X-Forwarded-For (only behind a proxy you run).",
     ),
+    secret(
+        "REDIS_URL",
+        "Redis shared by token servers and workers (redis://[:password@]host[:port][/db]): cache invalidation, one rate limit, the live call registry; unset means each instance alone.",
+    ),
     secret("ADMIN_TOKEN", "Bearer token for admin endpoints such as /api/invalidate-cache; unset disables them."),
     setting(
         "MAX_JOBS",

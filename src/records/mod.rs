@@ -18,6 +18,7 @@
 //! - `backoff`: what an answer from n8n means, and how long to wait before the next try.
 //! - `schedule`: which record to send next and when, as a plain state machine.
 //! - `signature`: the HMAC that lets the workflow trust a record.
+//! - `workers`: one sub-spool per worker on a shared volume, and adopting those of workers that are gone.
 //! - `outbox`: the task that sends, and the handle calls use.
 
 mod active;
@@ -27,16 +28,20 @@ mod outbox;
 mod schedule;
 pub(crate) mod signature;
 mod spool;
+mod workers;
 
 use std::path::PathBuf;
 
 pub use active::ActiveCall;
 pub use outbox::{Outbox, OutboxConfig, Tally};
+pub use workers::new_worker_id;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
     #[error("call record id `{id}` cannot name a file: use 1 to 128 letters, digits, `_` or `-` (a LiveKit job id)")]
     InvalidId { id: String },
+    #[error("worker id `{worker}` cannot name its spool folder: use 1 to 128 letters, digits, `_` or `-`")]
+    InvalidWorker { worker: String },
     #[error("call record `{id}` is already in {} (waiting or in dead/); ids must be unique per call", dir.display())]
     Duplicate { id: String, dir: PathBuf },
     #[error(

@@ -27,6 +27,9 @@ pub struct Limits {
 pub struct RunningJob {
     pub id: String,
     pub room: String,
+    /// The agent profile the dispatch asked for (`agentId` of its metadata), when it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -150,7 +153,11 @@ impl WorkerState {
             return false;
         }
         let room = job.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-        self.running.insert(job.id.clone(), RunningJob { id: job.id.clone(), room, started_at: chrono::Utc::now() });
+        let agent = serde_json::from_str::<serde_json::Value>(&job.metadata)
+            .ok()
+            .and_then(|metadata| metadata.get("agentId")?.as_str().map(str::to_owned));
+        let running = RunningJob { id: job.id.clone(), room, agent, started_at: chrono::Utc::now() };
+        self.running.insert(job.id.clone(), running);
         true
     }
 
