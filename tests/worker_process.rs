@@ -1,7 +1,8 @@
 //! `agent-worker start` as a process: health answers once registered; on SIGTERM it refuses new
 //! calls, lets the running one finish and exits 0; a second signal exits at once; killed with -9
 //! mid-call, the call's record is delivered by the next worker to start on the same SPOOL_DIR,
-//! while a worker still alive beside it keeps its own records.
+//! while a worker still alive beside it keeps its own records; the killed worker's entries leave
+//! the shared call registry (a real redis-server) after their expiry.
 
 mod support;
 
@@ -15,6 +16,7 @@ use support::livekit::{dev_server, join_as_caller};
 use support::mocks::n8n_leads::MockLeads;
 use support::mocks::openai::{Flavour, MockOpenAi, Reply};
 use support::mocks::sarvam::MockSarvam;
+use support::redis_server::RedisServer;
 use tokio::process::{Child, Command};
 use voice_agent::devserver::DevServer;
 use voice_agent::livekit::room::{ParticipantKind, RoomEvent};
@@ -262,8 +264,10 @@ async fn a_call_cut_off_by_kill_9_is_delivered_once_by_the_next_start_and_a_livi
     let sarvam = MockSarvam::start(SARVAM_KEY).await;
     let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
     let leads = MockLeads::start([]).await;
+    let redis = RedisServer::start().await;
     let spool = tempfile::tempdir().expect("a spool directory");
     let env = [
+        ("REDIS_URL", redis.url()),
         ("SARVAM_API_KEY", SARVAM_KEY.to_owned()),
         ("SARVAM_BASE_URL", sarvam.base_url().to_string()),
         ("GROQ_API_KEY", GROQ_KEY.to_owned()),
@@ -298,6 +302,21 @@ async fn a_call_cut_off_by_kill_9_is_delivered_once_by_the_next_start_and_a_livi
     assert!(both.contains(&first_spool[0]), "the living worker's sub-spool is not taken: {both:?}");
     assert_eq!(checkpoints(spool.path()).len(), 1, "the running call's checkpoint stays where it is");
     assert!(leads.received().is_empty(), "nothing of a living worker's call is delivered");
+    let call_keys = format!("voice-agent:call:{}:*", first_spool[0]);
+    let started = Instant::now();
+    let registered = loop {
+        if let [key] = redis.keys(&call_keys).await.as_slice() {
+            break redis.query(&["GET", key]).await.expect("Redis answers");
+        }
+        assert!(started.elapsed() < LIMIT, "the live call is in the shared registry");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let registered: Value = serde_json::from_str(&registered).expect("JSON");
+    assert_eq!(
+        (&registered["worker"], &registered["room"], &registered["agent"], &registered["state"]),
+        (&json!(first_spool[0]), &json!("killed-mid-call"), &json!("realestate-en"), &json!("running"))
+    );
+    assert_eq!(redis.keys("voice-agent:worker:*").await.len(), 2, "both workers are registered");
 
     first.child.start_kill().expect("SIGKILL sent");
     first.child.wait().await.expect("the worker is gone");
@@ -326,4 +345,11 @@ async fn a_call_cut_off_by_kill_9_is_delivered_once_by_the_next_start_and_a_livi
     let now = sub_spools(spool.path());
     assert_eq!(now.len(), 2, "the witness's and the new worker's: {now:?}");
     assert!(!now.contains(&first_spool[0]), "the killed worker's emptied sub-spool is removed: {now:?}");
+    let gone = format!("voice-agent:*:{}*", first_spool[0]);
+    let killed = Instant::now();
+    while !redis.keys(&gone).await.is_empty() {
+        assert!(killed.elapsed() < Duration::from_secs(20), "the killed worker's entries expire within 15 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(redis.keys("voice-agent:worker:*").await.len(), 2, "the living workers stay registered");
 }

@@ -152,6 +152,7 @@ pub async fn run(
     session: Arc<dyn AgentSession>,
     stop: watch::Sender<Option<EndReason>>,
     running: impl FnOnce(),
+    chosen: impl FnOnce(&str),
 ) -> Result<(), String> {
     let Assignment { job, url, token } = assignment;
     let dispatched = Metadata::naming_an_agent(&job.metadata, "dispatch");
@@ -182,6 +183,7 @@ pub async fn run(
         variables.entry("caller_name".to_owned()).or_insert(name);
     }
     let (profile, choice) = choose(metadata, &profiles).await?;
+    chosen(&profile.id);
     if from_caller
         && profile.id != DEFAULT_AGENT
         && let Err(e) = room.set_name(&profile.name).await
