@@ -96,7 +96,7 @@ const TAIL: &[SettingSpec] = &[
     setting(
         "SPOOL_DIR",
         Some("data/outbox"),
-        "Directory where call records wait until n8n has them; keep it on a persistent volume, one per worker.",
+        "Directory where call records wait until n8n has them; keep it on a persistent volume, which any number of workers may share (each keeps a locked sub-spool in it).",
     ),
     setting(
         "PROFILES_DIR",
