@@ -20,6 +20,10 @@
 //! close it. `.lock` is never followed when it is a symbolic link: whoever can place one could
 //! otherwise make the worker create or lock a file anywhere its user may write.
 //!
+//! A spool is opened in one of three ways: `open` (one process's spool, created if needed),
+//! `create_locked` (a worker's new sub-spool, locked before it appears under its name) and
+//! `open_orphan` (another worker's sub-spool, taken only if that worker is gone; see `workers`).
+//!
 //! Plain blocking `std::fs`: the outbox runs these on tokio's blocking threads.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
