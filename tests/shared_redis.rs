@@ -261,3 +261,88 @@ async fn redis_going_down_degrades_to_local_behaviour_and_sharing_resumes_when_i
     })
     .await;
 }
+
+/// A `token-server` process whose log lines are collected as it writes them.
+struct TokenServerProcess {
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _child: tokio::process::Child,
+}
+
+impl TokenServerProcess {
+    async fn start(redis: &RedisServer) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_token-server"))
+            .env("LIVEKIT_URL", "ws://127.0.0.1:7880")
+            .env("LIVEKIT_API_KEY", "devkey")
+            .env("LIVEKIT_API_SECRET", "secret")
+            .env("PROFILES_DIR", support::repo_path("profiles"))
+            .env("WEB_DIR", support::repo_path("web"))
+            .env("WEB_HOST", "127.0.0.1")
+            .env("WEB_PORT", port.to_string())
+            .env("REDIS_URL", redis.url())
+            .env("LOG_FORMAT", "text")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("token-server runs");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+        let collected = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                collected.lock().expect("not poisoned").push(line);
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        until(LIMIT, "the token server answers", async || {
+            reqwest::get(format!("{url}/health")).await.is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await;
+        Self { url, log, _child: child }
+    }
+
+    fn lines_with(&self, text: &str) -> usize {
+        self.log.lock().expect("not poisoned").iter().filter(|line| line.contains(text)).count()
+    }
+
+    async fn token(&self) -> StatusCode {
+        reqwest::Client::new().post(format!("{}/api/token", self.url)).send().await.expect("reachable").status()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_server_warns_once_when_redis_goes_and_says_when_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let server = TokenServerProcess::start(&redis).await;
+    assert_eq!(server.token().await, StatusCode::OK);
+    assert_eq!(redis.keys("voice-agent:rate:token:*").await.len(), 1, "the budget is counted in Redis");
+
+    redis.kill().await;
+    const DOWN: &str = "Redis (REDIS_URL) does not answer";
+    until(LIMIT, "a warning that Redis is down", async || {
+        assert_eq!(server.token().await, StatusCode::OK, "tokens are still issued");
+        server.lines_with(DOWN) > 0
+    })
+    .await;
+    // Past several retries (0.5 s, then 1 s, ...), still the one warning.
+    let retried = Instant::now();
+    until(Duration::from_secs(5), "requests go on while Redis is away", async || {
+        server.token().await;
+        retried.elapsed() > Duration::from_secs(2)
+    })
+    .await;
+    assert_eq!(server.lines_with(DOWN), 1, "warned once, not at every request");
+    let warning = server.log.lock().expect("not poisoned").iter().find(|l| l.contains(DOWN)).cloned();
+    assert!(warning.is_some_and(|w| w.contains("WARN") && !w.contains("redis://")), "a warning without the URL");
+
+    redis.restart().await;
+    until(LIMIT, "the token server is back on Redis", async || {
+        server.token().await;
+        server.lines_with("Redis answers again") == 1
+    })
+    .await;
+    assert!(!redis.keys("voice-agent:rate:token:*").await.is_empty(), "the budget is counted in Redis again");
+}
