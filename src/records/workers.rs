@@ -221,6 +221,35 @@ mod tests {
     }
 
     #[test]
+    fn workers_starting_together_share_out_a_gone_workers_records_each_exactly_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ids: Vec<String> = (0..40).map(|n| format!("AJ_{n}")).collect();
+        let gone: Vec<Spool> =
+            ["w-gone-a", "w-gone-b"].iter().map(|w| open_shared(dir.path(), w).expect("opens")).collect();
+        for (half, spool) in gone.iter().enumerate() {
+            for id in ids.iter().skip(half).step_by(2) {
+                spool.put(&RecordId::parse(id).expect("valid"), id.as_bytes()).expect("stored");
+            }
+        }
+        drop(gone);
+        let starting: Vec<_> = (0..4)
+            .map(|n| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || open_shared(&dir, &format!("w-new-{n}")).expect("opens"))
+            })
+            .collect();
+        let spools: Vec<Spool> = starting.into_iter().map(|t| t.join().expect("no panic")).collect();
+        let mut adopted: Vec<String> =
+            spools.iter().flat_map(|s| s.list().expect("listed")).map(|id| id.to_string()).collect();
+        adopted.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(adopted, expected, "every record once, none twice");
+        let left = names(&dir.path().join(WORKERS));
+        assert!(left.iter().all(|name| name.starts_with("w-new-")), "the gone workers' spools are removed: {left:?}");
+    }
+
+    #[test]
     fn new_worker_ids_name_folders_and_differ() {
         let (a, b) = (new_worker_id(), new_worker_id());
         assert_ne!(a, b);
