@@ -150,7 +150,7 @@ async fn a_clients_budget_is_one_across_token_servers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_workers_calls_vanish_from_the_registry_after_the_expiry_and_an_ended_call_at_once() {
+async fn a_dead_workers_calls_vanish_after_the_expiry_an_ended_call_at_once_and_a_stopped_worker_with_it() {
     let redis = RedisServer::start().await;
     let shared = Shared::new(&voice_agent::config::Secret::new(redis.url())).expect("a Redis URL");
     let timing = RegistryTiming { refresh: Duration::from_millis(200), expiry: Duration::from_secs(1) };
@@ -168,14 +168,19 @@ async fn a_dead_workers_calls_vanish_from_the_registry_after_the_expiry_and_an_e
         "2026-12-05T00:00:00+00:00".to_owned(),
         timing,
         move || ("available".to_owned(), doomed_calls.clone()),
+        std::future::pending(),
     ));
     let living_calls = Arc::new(Mutex::new(vec![call("w-living", "AJ_2"), call("w-living", "AJ_3")]));
     let calls = living_calls.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let living = tokio::spawn(shared.keep_registry(
         "w-living".to_owned(),
         "2026-12-05T00:00:00+00:00".to_owned(),
         timing,
         move || ("available".to_owned(), calls.lock().expect("not poisoned").clone()),
+        async move {
+            let _ = stopped.await;
+        },
     ));
     let every = ["voice-agent:call:w-doomed:AJ_1", "voice-agent:call:w-living:AJ_2", "voice-agent:call:w-living:AJ_3"];
     until(LIMIT, "both workers' calls are registered", async || redis.keys("voice-agent:call:*").await == every).await;
@@ -204,7 +209,11 @@ async fn a_dead_workers_calls_vanish_from_the_registry_after_the_expiry_and_an_e
         redis.keys("voice-agent:call:*").await == every[2..]
     })
     .await;
-    living.abort();
+
+    // Stopping cleanly, a worker removes its entries as it goes, without waiting for the expiry.
+    stop.send(()).expect("the registry task runs");
+    tokio::time::timeout(Duration::from_millis(500), living).await.expect("it ends at once").expect("no panic");
+    assert!(redis.keys("voice-agent:*").await.is_empty(), "nothing left of the stopped worker");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

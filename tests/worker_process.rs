@@ -113,7 +113,9 @@ async fn agent_joins(events: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEvent
 #[tokio::test(flavor = "multi_thread")]
 async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
     let server = dev_server().await;
-    let mut worker = start_worker(&server).await;
+    let redis = RedisServer::start().await;
+    let spool = tempfile::tempdir().expect("a spool directory");
+    let mut worker = start_worker_with(&server, spool.path(), &[("REDIS_URL", redis.url())]).await;
     let (first, mut first_events) = join_as_caller(&server.url(), "before-drain").await;
     assert!(agent_joins(&mut first_events, LIMIT).await);
 
@@ -128,9 +130,24 @@ async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
     let described = worker.describe().await;
     assert_eq!(described["jobCount"], 1, "the running call goes on: {described}");
     assert!(!first_events.is_closed());
+    let calls = format!("voice-agent:call:{}:*", sub_spools(spool.path())[0]);
+    let started = Instant::now();
+    loop {
+        let entries = redis.keys(&calls).await;
+        let state = match entries.as_slice() {
+            [key] => redis.query(&["GET", key]).await.unwrap_or_default(),
+            _ => String::new(),
+        };
+        if state.contains(r#""state":"draining""#) && state.contains(r#""room":"before-drain""#) {
+            break;
+        }
+        assert!(started.elapsed() < LIMIT, "the registry shows the call of a draining worker: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     first.disconnect().await;
     assert_eq!(worker.exit_code(LIMIT).await, Some(0), "exits 0 once the call ended");
+    assert!(redis.keys("voice-agent:*").await.is_empty(), "a worker that stops cleanly leaves the registry at once");
 }
 
 #[tokio::test(flavor = "multi_thread")]

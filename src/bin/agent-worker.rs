@@ -87,13 +87,14 @@ async fn main() -> anyhow::Result<()> {
             let outbox = open_outbox(&settings, &worker_id).await?;
             let session = session(&settings, &profiles, outbox.clone(), Strictness::Start).await?;
             let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout, session);
-            let _sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
+            let sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
             let health = bind(
                 SocketAddr::new(settings.worker.health_host, settings.worker.health_port),
                 "HEALTH_HOST, HEALTH_PORT",
             )
             .await?;
             let result = run_worker(worker, health).await;
+            sharing.finish().await;
             outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
             result
         }
@@ -234,8 +235,9 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
     let outbox = open_outbox(&settings, &worker_id).await?;
     let session = session(&settings, &profiles, outbox.clone(), Strictness::Dev).await?;
     let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session);
-    let _sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
+    let sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
     let result = run_worker(worker, health).await;
+    sharing.finish().await;
     outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
     let _ = web_stop.send(());
     web.await.context("the token server task failed")?.context("the token server failed")?;
@@ -261,27 +263,50 @@ async fn open_outbox(settings: &Settings, worker_id: &str) -> anyhow::Result<Out
         .with_context(|| format!("cannot open the call record spool {} (SPOOL_DIR)", n8n.spool_dir.display()))
 }
 
+/// The worker's part in the shared state; its tasks end when it is finished or dropped.
+struct Sharing {
+    tasks: JoinSet<()>,
+    /// Tells the registry task to remove this worker's entries and end.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// How long a stopping worker gives Redis to remove its registry entries (they expire anyway).
+const REGISTRY_CLEANUP: Duration = Duration::from_secs(2);
+
+impl Sharing {
+    /// Removes this worker's registry entries at once rather than at their expiry, then ends the tasks.
+    async fn finish(mut self) {
+        if let Some(stop) = self.stop.take()
+            && stop.send(()).is_ok()
+        {
+            // The registry task ends by itself once its entries are removed; the follower never does.
+            let _ = tokio::time::timeout(REGISTRY_CLEANUP, self.tasks.join_next()).await;
+        }
+        self.tasks.shutdown().await;
+    }
+}
+
 /// With REDIS_URL: follows the profile invalidations any instance publishes, and keeps this
-/// worker's live calls in the shared registry. The tasks end when the set is dropped.
+/// worker's live calls in the shared registry.
 fn share_state(
     settings: &Settings,
     worker_id: String,
     profiles: Arc<ProfileStore>,
     snapshot: agents::SharedSnapshot,
-) -> JoinSet<()> {
+) -> Sharing {
     let mut tasks = JoinSet::new();
-    let Some(url) = &settings.redis_url else { return tasks };
+    let Some(url) = &settings.redis_url else { return Sharing { tasks, stop: None } };
     let shared = match Shared::new(url) {
         Ok(shared) => shared,
         Err(error) => {
             tracing::error!("{error}; this worker works alone");
-            return tasks;
+            return Sharing { tasks, stop: None };
         }
     };
-    tasks.spawn(shared.clone().follow_invalidations(profiles));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = chrono::Utc::now().to_rfc3339();
     let id = worker_id.clone();
-    tasks.spawn(shared.keep_registry(worker_id, started, RegistryTiming::default(), move || {
+    let calls = move || {
         let snapshot = snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let state = if snapshot.status == "draining" { "draining" } else { "running" };
         let calls = snapshot
@@ -297,8 +322,13 @@ fn share_state(
             })
             .collect();
         (snapshot.status.to_owned(), calls)
-    }));
-    tasks
+    };
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    tasks.spawn(shared.clone().keep_registry(worker_id, started, RegistryTiming::default(), calls, stopped));
+    tasks.spawn(shared.follow_invalidations(profiles));
+    Sharing { tasks, stop: Some(stop) }
 }
 
 fn worker(

@@ -11,7 +11,8 @@
 //! - a registry of live calls: each worker writes `voice-agent:call:<worker>:<call id>` (JSON
 //!   `{worker, callId, room, agent, started, state}`) and `voice-agent:worker:<worker>` (JSON
 //!   `{worker, started, state, calls}`) every 5 s with a 15 s expiry, so a dead worker's entries
-//!   vanish within 15 s; an ended call's key is removed at the next refresh.
+//!   vanish within 15 s; an ended call's key is removed at the next refresh, and a worker that
+//!   stops cleanly removes its own keys.
 //!
 //! Redis is an aid, never a dependency: when it does not answer, each instance warns once and
 //! goes on alone, tries Redis again with a growing wait, and says when it is back

@@ -1,9 +1,11 @@
 //! The registry of live calls: each worker's entries in Redis, refreshed while it lives.
 //!
 //! Entries expire unless refreshed, so a worker that dies (even by kill -9) leaves nothing
-//! behind for longer than the expiry; a call that ends is removed at the next refresh.
+//! behind for longer than the expiry; a call that ends is removed at the next refresh, and a
+//! worker that stops cleanly removes its entries as it goes.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -58,19 +60,29 @@ fn worker_key(worker: &str) -> String {
 }
 
 impl Shared {
-    /// Keeps `worker`'s entries current from `snapshot` (its state and live calls) until the task
-    /// is aborted. While Redis is down nothing is written; entries come back at the first
-    /// refresh after it returns.
-    pub async fn keep_registry<F>(self, worker: String, started: String, timing: RegistryTiming, snapshot: F)
-    where
+    /// Keeps `worker`'s entries current from `snapshot` (its state and live calls) until `stop`
+    /// resolves, then removes them. While Redis is down nothing is written; entries come back at
+    /// the first refresh after it returns.
+    pub async fn keep_registry<F>(
+        self,
+        worker: String,
+        started: String,
+        timing: RegistryTiming,
+        snapshot: F,
+        stop: impl Future<Output = ()>,
+    ) where
         F: Fn() -> (String, Vec<CallEntry>) + Send + 'static,
     {
+        tokio::pin!(stop);
         let mut written: HashSet<String> = HashSet::new();
         let mut tick = tokio::time::interval(timing.refresh);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let expiry_ms = timing.expiry.as_millis() as u64;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut stop => break,
+            }
             let (state, calls) = snapshot();
             let mut pipe = redis::pipe();
             let own = WorkerEntry { worker: &worker, started: &started, state: &state, calls: calls.len() };
@@ -96,6 +108,12 @@ impl Shared {
                 written = now_written;
             }
         }
+        let mut keys: Vec<String> = written.into_iter().collect();
+        keys.push(worker_key(&worker));
+        self.run("removing a stopped worker from the call registry", |mut connection| async move {
+            redis::cmd("DEL").arg(keys).query_async::<i64>(&mut connection).await
+        })
+        .await;
     }
 }
 
