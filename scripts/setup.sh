@@ -18,6 +18,10 @@ if ! $runtime_only; then
   for tool in python3 make g++; do
     command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
   done
+  # The README's server API example (tests/server_api_clients.rs) runs curl and openssl.
+  for tool in curl openssl; do
+    command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
+  done
   # LiveKit's Python SDK (the dev server's client tests) lives in a venv.
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
   # The noisy-room suite's speech (tests/support/noise.rs): recordings and a Hindi voice.

@@ -15,6 +15,8 @@
 //!   limits, the registry of live calls.
 //! - [`net`]: hardened HTTP serving (timeouts, connection caps, body limits) for every server.
 
+#![warn(missing_docs)]
+
 // The noisy-room suite in `tests/support/` names this crate as integration tests do; the core's
 // unit tests include it too.
 #[cfg(test)]

@@ -139,7 +139,7 @@ async fn elevenlabs(language: &str, question: &str, answer: &str, greeting: &str
     let code = if language == "hi-IN" { "hi" } else { "en" };
     assert!(streams.iter().all(|s| s.voice == SARAH && s.query.get("language_code").map(String::as_str) == Some(code)));
     assert!(call.stage.sarvam.tts_requests().is_empty(), "Sarvam did not speak");
-    assert!(call.caller.agent_speech_seconds() > 1.0, "the caller heard ElevenLabs' audio");
+    call.caller.until("ElevenLabs' audio", LIMIT, |h| h.agent_speech_seconds() > 1.0).await;
     let record = call.record().await;
     let usage = usage_of(&record, "tts", "elevenlabs");
     assert_eq!(usage["model"], "eleven_flash_v2_5");

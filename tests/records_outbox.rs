@@ -115,7 +115,12 @@ async fn records_reach_n8n_signed_exactly_as_stored_and_leave_the_disk_after_a_2
     assert!(request.signed_with(SECRET), "X-Signature-256 is the HMAC of the body: {:?}", request.headers);
     assert!(!request.signed_with("another secret"));
     assert!(request.spool.contains(&"AJ_abc123.json".to_owned()), "on disk before it was sent: {:?}", request.spool);
-    assert_eq!(files(dir.path()), [".lock", "active", "dead"], "removed after n8n's 2xx");
+    assert_eq!(
+        files(dir.path()),
+        [".lock", "active", "dead", "delivered"],
+        "moved out of the waiting records after n8n's 2xx"
+    );
+    assert_eq!(files(&dir.path().join("delivered")), ["AJ_abc123.json"], "kept for the operator's view");
     assert_eq!((outbox.pending(), outbox.tally()), (0, Tally { delivered: 1, dead: 0 }));
     outbox.close(Instant::now() + LIMIT).await;
 }
@@ -148,7 +153,7 @@ async fn retried_with_growing_waits(fault: Reply) {
     let gaps = gaps(&received);
     // Backoff from 50 ms: the first wait is at most 50 ms, the fourth at least 200 ms.
     assert!(gaps[3] > gaps[0], "{fault:?}: the waits grow: {gaps:?}");
-    assert_eq!(files(dir.path()), [".lock", "active", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "active", "dead", "delivered"]);
     outbox.close(Instant::now() + LIMIT).await;
 }
 
@@ -218,7 +223,7 @@ async fn a_refused_record_goes_to_dead_with_n8ns_answer_and_is_not_retried() {
         assert_eq!(std::fs::read(dead.join("AJ_bad.json")).expect("kept"), record("AJ_bad"));
         let kept = std::fs::read_to_string(dead.join("AJ_bad.answer.txt")).expect("answer kept");
         assert!(kept.contains(&status.to_string()) && kept.contains("phone is required"), "{kept}");
-        assert_eq!(files(dir.path()), [".lock", "active", "dead"]);
+        assert_eq!(files(dir.path()), [".lock", "active", "dead", "delivered"]);
         outbox.close(Instant::now() + LIMIT).await;
     }
 }
@@ -239,7 +244,7 @@ async fn records_reach_an_n8n_whose_url_carries_basic_auth_credentials() {
     assert_eq!(keys(&received), ["AJ_auth"]);
     let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "n8n-user:s3cret pass");
     assert_eq!(received[0].header("authorization"), Some(format!("Basic {basic}").as_str()));
-    assert_eq!(files(dir.path()), [".lock", "active", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "active", "dead", "delivered"]);
     outbox.close(Instant::now() + LIMIT).await;
 }
 
@@ -324,7 +329,7 @@ async fn close_returns_by_its_deadline_while_n8n_hangs_and_the_record_stays_for_
     outbox.close(started + Duration::from_millis(300)).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "close took {took:?} for a 300 ms deadline");
-    assert_eq!(files(dir.path()), [".lock", "AJ_next.json", "AJ_stuck.json", "active", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "AJ_next.json", "AJ_stuck.json", "active", "dead", "delivered"]);
     drop(outbox);
 
     let n8n = MockLeads::start([]).await;
@@ -387,7 +392,7 @@ async fn ids_that_are_not_call_ids_are_refused_by_name_and_nothing_is_written() 
     outbox.submit("AJ_1", record("AJ_1")).await.expect("a call id");
     let error = outbox.submit("AJ_1", b"{}".to_vec()).await.expect_err("one record per call");
     assert!(matches!(error, RecordsError::Duplicate { .. }), "{error}");
-    assert_eq!(files(dir.path()), [".lock", "AJ_1.json", "active", "dead"]);
+    assert_eq!(files(dir.path()), [".lock", "AJ_1.json", "active", "dead", "delivered"]);
     assert_eq!(std::fs::read(dir.path().join("AJ_1.json")).expect("kept"), record("AJ_1"), "the first record stays");
     assert_eq!(outbox.pending(), 1);
 }

@@ -16,10 +16,12 @@ pub struct Framer {
 }
 
 impl Framer {
+    /// An empty queue.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Appends 48 kHz mono samples; any length, frames are cut on the way out.
     pub fn push(&mut self, samples: &[i16]) {
         self.queue.extend(samples);
     }
@@ -36,6 +38,7 @@ impl Framer {
         Some(frame)
     }
 
+    /// Samples waiting, including an incomplete last frame.
     pub fn queued_samples(&self) -> usize {
         self.queue.len()
     }

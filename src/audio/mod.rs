@@ -22,7 +22,7 @@ mod resample;
 use std::time::Duration;
 
 pub use self::framer::Framer;
-pub use self::opus::{OpusDecoder, OpusEncoder};
+pub(crate) use self::opus::{OpusDecoder, OpusEncoder};
 pub use self::pacer::{Pacer, Slot};
 pub use self::resample::Resampler;
 
@@ -39,7 +39,9 @@ pub const ROOM_FRAME_SAMPLES: usize = 960;
 /// boundaries (to speech-to-text, from text-to-speech) never loses track of its clock.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AudioFrame {
+    /// Signed 16-bit mono samples.
     pub samples: Vec<i16>,
+    /// Samples per second (Hz); 0 only in a default, empty frame.
     pub sample_rate: u32,
 }
 
@@ -58,22 +60,46 @@ impl AudioFrame {
 /// any time; callers should drop or conceal that packet and carry on.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
+    /// libopus refused (a corrupt packet, usually).
     #[error("opus codec failure: {0}")]
     Opus(#[from] ::opus::Error),
+    /// A packet whose Opus framing is invalid, caught before libopus sees it.
     #[error("malformed opus packet of {len} bytes: {reason}")]
-    MalformedPacket { len: usize, reason: &'static str },
+    MalformedPacket {
+        /// The packet's size in bytes.
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A frame given to the encoder was not exactly 20 ms.
     #[error("the opus encoder takes frames of exactly {expected} samples (20 ms at 48 kHz), got {actual}")]
-    FrameLength { expected: usize, actual: usize },
+    FrameLength {
+        /// Samples the encoder takes per frame.
+        expected: usize,
+        /// Samples it was given.
+        actual: usize,
+    },
+    /// Loss concealment was asked for a length Opus cannot produce.
     #[error(
         "cannot reconstruct {samples} lost samples: the length must be a positive multiple of 120 (2.5 ms) \
          up to 5760 (120 ms)"
     )]
-    LossDuration { samples: usize },
+    LossDuration {
+        /// The requested length, in 48 kHz samples.
+        samples: usize,
+    },
+    /// A resampler was asked for rates it cannot convert between.
     #[error(
         "cannot resample from {from} Hz to {to} Hz: rates must be between 1 Hz and 384 kHz and reduce to a \
          ratio of small integers, as all standard audio rates do"
     )]
-    UnsupportedRates { from: u32, to: u32 },
+    UnsupportedRates {
+        /// The input rate in Hz.
+        from: u32,
+        /// The output rate in Hz.
+        to: u32,
+    },
+    /// rubato could not build the resampler for otherwise valid rates.
     #[error("resampler construction failed: {0}")]
     Resampler(#[from] rubato::ResamplerConstructionError),
 }

@@ -24,6 +24,7 @@ const FRAME_TICKS: u64 = ROOM_FRAME_SAMPLES as u64;
 /// One 20 ms sending opportunity, the `index`th since the pacer started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
+    /// Counts slots from 0; a jump means slots were skipped (the sender fell behind).
     pub index: u64,
     /// The RTP timestamp for the frame sent in this slot (48 kHz units, wrapping).
     pub rtp_timestamp: u32,

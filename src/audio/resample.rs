@@ -38,6 +38,8 @@ pub struct Resampler {
 }
 
 impl Resampler {
+    /// A resampler from `from_rate` to `to_rate` Hz; fails for rates that do not reduce to a
+    /// ratio of small integers.
     pub fn new(from_rate: u32, to_rate: u32) -> Result<Self, AudioError> {
         if from_rate == to_rate && from_rate != 0 {
             return Ok(Self { engine: None });

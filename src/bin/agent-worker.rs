@@ -170,7 +170,10 @@ async fn deliver(sources: &Sources) -> anyhow::Result<()> {
     let n8n = &settings.n8n;
     let url = n8n.lead_capture_url().context("N8N_BASE_URL and N8N_WEBHOOK_LEAD_CAPTURE do not make a URL")?;
     let dir = n8n.spool_dir.display().to_string();
-    let config = OutboxConfig::shared(n8n.spool_dir.clone(), new_worker_id(), Some(url), n8n.webhook_secret.clone());
+    let config = OutboxConfig {
+        keep_delivered: n8n.keep_delivered,
+        ..OutboxConfig::shared(n8n.spool_dir.clone(), new_worker_id(), Some(url), n8n.webhook_secret.clone())
+    };
     let outbox =
         Outbox::start(config).await.with_context(|| format!("cannot open the call record spool {dir} (SPOOL_DIR)"))?;
     tracing::info!(waiting = outbox.pending(), dir = %dir, "delivering call records");
@@ -252,12 +255,15 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
 /// The records live in this worker's own sub-spool of SPOOL_DIR, named by `worker_id`.
 async fn open_outbox(settings: &Settings, worker_id: &str) -> anyhow::Result<Outbox> {
     let n8n = &settings.n8n;
-    let config = OutboxConfig::shared(
-        n8n.spool_dir.clone(),
-        worker_id.to_owned(),
-        n8n.lead_capture_url(),
-        n8n.webhook_secret.clone(),
-    );
+    let config = OutboxConfig {
+        keep_delivered: n8n.keep_delivered,
+        ..OutboxConfig::shared(
+            n8n.spool_dir.clone(),
+            worker_id.to_owned(),
+            n8n.lead_capture_url(),
+            n8n.webhook_secret.clone(),
+        )
+    };
     Outbox::start(config)
         .await
         .with_context(|| format!("cannot open the call record spool {} (SPOOL_DIR)", n8n.spool_dir.display()))

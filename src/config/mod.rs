@@ -111,6 +111,8 @@ pub struct N8nSettings {
     pub webhook_secret: Option<Secret>,
     /// Where call records wait for n8n; one per worker, on a volume that outlives the container.
     pub spool_dir: PathBuf,
+    /// How many delivered records the spool keeps for the operator's view.
+    pub keep_delivered: usize,
 }
 
 impl N8nSettings {
@@ -280,6 +282,7 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             lead_capture_path: r.path("N8N_WEBHOOK_LEAD_CAPTURE"),
             webhook_secret: r.secret("N8N_WEBHOOK_SECRET", false),
             spool_dir: PathBuf::from(r.string("SPOOL_DIR", true).unwrap_or_default()),
+            keep_delivered: r.number("RECORDS_KEEP_DELIVERED", 0..=10_000),
         },
         profiles: ProfileSettings {
             dir: PathBuf::from(r.string("PROFILES_DIR", true).unwrap_or_default()),

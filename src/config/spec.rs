@@ -99,6 +99,11 @@ const TAIL: &[SettingSpec] = &[
         "Directory where call records wait until n8n has them; keep it on a persistent volume, which any number of workers may share (each keeps a locked sub-spool in it).",
     ),
     setting(
+        "RECORDS_KEEP_DELIVERED",
+        Some("50"),
+        "Delivered call records kept in SPOOL_DIR/delivered/ for the operator's view (/admin); 0 keeps none.",
+    ),
+    setting(
         "PROFILES_DIR",
         Some("profiles"),
         "Directory of local agent profiles (*.toml), used when n8n is off or does not know an agent.",
@@ -146,7 +151,10 @@ const TAIL: &[SettingSpec] = &[
         "REDIS_URL",
         "Redis shared by token servers and workers (redis://[:password@]host[:port][/db]): cache invalidation, one rate limit, the live call registry; unset means each instance alone.",
     ),
-    secret("ADMIN_TOKEN", "Bearer token for admin endpoints such as /api/invalidate-cache; unset disables them."),
+    secret(
+        "ADMIN_TOKEN",
+        "Bearer token for the admin endpoints: the operator's view /admin and /api/invalidate-cache; unset disables them.",
+    ),
     setting(
         "MAX_JOBS",
         Some("100"),

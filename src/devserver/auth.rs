@@ -1,5 +1,6 @@
-//! Checking a join before the WebSocket upgrade, as LiveKit does: failures are plain HTTP
-//! answers (401, 400) with a reason, also served by `/rtc/validate`.
+//! Checking tokens as LiveKit does: a join before the WebSocket upgrade (failures are plain HTTP
+//! answers, 401 or 400, with a reason, also served by `/rtc/validate`), an agent worker's
+//! connection, and the grants each server API call needs.
 
 use std::collections::HashMap;
 
@@ -80,6 +81,34 @@ pub fn check_agent(claims: &Claims) -> Result<(), Refusal> {
     }
 }
 
+/// What a server API call needs, as LiveKit's `Ensure*Permission` checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiGrant<'a> {
+    /// `video.roomList` (ListRooms).
+    List,
+    /// `video.roomCreate` (DeleteRoom, as in LiveKit).
+    Create,
+    /// `video.roomAdmin` for this very room (participants and agent dispatch).
+    Admin { room: &'a str },
+}
+
+/// Whether `claims` (none when the request carried no token) allow the call.
+pub fn check_api(claims: Option<&Claims>, needs: ApiGrant<'_>) -> Result<(), Refusal> {
+    let denied = |why: &str| Err(Refusal::new(StatusCode::UNAUTHORIZED, format!("permissions denied: {why}")));
+    let Some(video) = claims.map(|c| &c.video) else {
+        return denied("no access token; send `Authorization: Bearer <token>`");
+    };
+    match needs {
+        ApiGrant::List if !video.room_list => denied("the token lacks the roomList grant"),
+        ApiGrant::Create if !video.room_create => denied("the token lacks the roomCreate grant"),
+        ApiGrant::Admin { .. } if !video.room_admin => denied("the token lacks the roomAdmin grant"),
+        ApiGrant::Admin { room } if video.room != room => {
+            denied("the token's roomAdmin grant is for another room (its `room` must name the room called)")
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -145,6 +174,29 @@ mod tests {
         )
         .expect("signs");
         assert_eq!(verify(&jwt, "devkey", &secret()).unwrap_err().reason, "the token has expired");
+    }
+
+    #[test]
+    fn server_api_grants_follow_livekit() {
+        let claims = |grants: VideoGrants| {
+            let jwt = token_for(grants, "", "devkey", "secret", Duration::from_secs(60));
+            verify(&jwt, "devkey", &secret()).expect("valid")
+        };
+        let list = claims(VideoGrants { room_list: true, ..VideoGrants::default() });
+        let create = claims(VideoGrants { room_create: true, ..VideoGrants::default() });
+        let admin = claims(VideoGrants { room_admin: true, room: "r".into(), ..VideoGrants::default() });
+        let room = |room| ApiGrant::Admin { room };
+        assert!(check_api(Some(&list), ApiGrant::List).is_ok());
+        assert!(check_api(Some(&create), ApiGrant::Create).is_ok());
+        assert!(check_api(Some(&admin), room("r")).is_ok());
+
+        assert!(check_api(Some(&admin), ApiGrant::List).unwrap_err().reason.contains("roomList"));
+        assert!(check_api(Some(&list), ApiGrant::Create).unwrap_err().reason.contains("roomCreate"));
+        assert!(check_api(Some(&create), room("r")).unwrap_err().reason.contains("roomAdmin grant"));
+        assert!(check_api(Some(&admin), room("other")).unwrap_err().reason.contains("another room"));
+        let refused = check_api(None, ApiGrant::List).unwrap_err();
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert!(refused.reason.starts_with("permissions denied: no access token"), "{}", refused.reason);
     }
 
     #[test]

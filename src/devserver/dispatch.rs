@@ -1,7 +1,8 @@
 //! Agent dispatch, as LiveKit's server does it: registered workers, a job per dispatch when a room
 //! is created (a default one for workers without an agent name, else one per
-//! `roomConfig.agents` entry), availability asked worker by worker with a deadline, a minted token
-//! for the worker that accepts, and termination when the room closes.
+//! `roomConfig.agents` entry) or when `CreateDispatch` asks, availability asked worker by worker
+//! with a deadline, a minted token for the worker that accepts, and termination when the room
+//! closes or its dispatch is deleted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use std::time::{Duration, Instant};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_protocol as pb;
 use pb::server_message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+use super::dispatches::Dispatches;
 use super::limits::DISPATCH_QUEUE;
 use super::{DevServerConfig, ids};
 
@@ -50,8 +52,26 @@ pub(super) enum DispatchMsg {
         room: Box<pb::Room>,
         agents: Vec<pb::RoomAgentDispatch>,
     },
+    /// The room (by sid) closed or is being deleted: its jobs end.
     RoomClosed {
-        room: String,
+        sid: String,
+    },
+    /// `CreateDispatch`: a dispatch for `room`, whose job starts at once.
+    Create {
+        room: Box<pb::Room>,
+        dispatch: Box<pb::AgentDispatch>,
+        reply: oneshot::Sender<Result<pb::AgentDispatch, String>>,
+    },
+    List {
+        room_sid: String,
+        dispatch_id: String,
+        reply: oneshot::Sender<Vec<pb::AgentDispatch>>,
+    },
+    /// `DeleteDispatch`: the dispatch goes and its jobs end.
+    Delete {
+        room_sid: String,
+        dispatch_id: String,
+        reply: oneshot::Sender<Option<pb::AgentDispatch>>,
     },
 }
 
@@ -80,6 +100,36 @@ impl Dispatcher {
     pub async fn send_wait(&self, message: DispatchMsg) {
         let _ = self.tx.send(message).await;
     }
+
+    /// Records a dispatch into `room` and launches its job; refused when the room holds as many
+    /// dispatches as it may.
+    pub async fn create(&self, room: pb::Room, dispatch: pb::AgentDispatch) -> Result<pb::AgentDispatch, String> {
+        let (reply, answer) = oneshot::channel();
+        self.send_wait(DispatchMsg::Create { room: Box::new(room), dispatch: Box::new(dispatch), reply }).await;
+        answer.await.unwrap_or_else(|_| Err(STOPPED.into()))
+    }
+
+    pub async fn list(&self, room_sid: &str, dispatch_id: &str) -> Vec<pb::AgentDispatch> {
+        let (reply, answer) = oneshot::channel();
+        let (room_sid, dispatch_id) = (room_sid.to_owned(), dispatch_id.to_owned());
+        self.send_wait(DispatchMsg::List { room_sid, dispatch_id, reply }).await;
+        answer.await.unwrap_or_default()
+    }
+
+    /// The deleted dispatch, or `None` when the room has none with that id.
+    pub async fn delete(&self, room_sid: &str, dispatch_id: &str) -> Option<pb::AgentDispatch> {
+        let (reply, answer) = oneshot::channel();
+        let (room_sid, dispatch_id) = (room_sid.to_owned(), dispatch_id.to_owned());
+        self.send_wait(DispatchMsg::Delete { room_sid, dispatch_id, reply }).await;
+        answer.await.ok().flatten()
+    }
+}
+
+const STOPPED: &str = "the dev server's dispatcher has stopped";
+
+/// Unix time in nanoseconds, as LiveKit stamps dispatches and jobs.
+fn unix_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
 struct Worker {
@@ -99,17 +149,31 @@ struct Pending {
     deadline: Instant,
 }
 
+/// A job a worker took.
+struct Assigned {
+    worker_id: String,
+    room_sid: String,
+    dispatch_id: String,
+}
+
 struct Dispatch {
     config: Arc<DevServerConfig>,
     workers: HashMap<String, Worker>,
     pending: HashMap<String, Pending>,
-    /// Assigned jobs: job id → (worker id, room name).
-    assigned: HashMap<String, (String, String)>,
+    /// Assigned jobs by job id.
+    assigned: HashMap<String, Assigned>,
+    dispatches: Dispatches,
 }
 
 impl Dispatch {
     fn new(config: Arc<DevServerConfig>) -> Self {
-        Self { config, workers: HashMap::new(), pending: HashMap::new(), assigned: HashMap::new() }
+        Self {
+            config,
+            workers: HashMap::new(),
+            pending: HashMap::new(),
+            assigned: HashMap::new(),
+            dispatches: Dispatches::default(),
+        }
     }
 
     fn handle(&mut self, message: DispatchMsg, now: Instant) {
@@ -134,54 +198,109 @@ impl Dispatch {
                 }
             }
             DispatchMsg::Availability { worker_id, response } => self.on_availability(&worker_id, response, now),
-            DispatchMsg::JobStatus { worker_id, update } => {
-                let status = pb::JobStatus::try_from(update.status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN");
-                tracing::info!(worker = %worker_id, job = %update.job_id, status, error = %update.error, "job status");
-                if matches!(
-                    pb::JobStatus::try_from(update.status),
-                    Ok(pb::JobStatus::JsSuccess | pb::JobStatus::JsFailed)
-                ) {
-                    self.assigned.remove(&update.job_id);
-                }
-            }
+            DispatchMsg::JobStatus { worker_id, update } => self.on_job_status(&worker_id, update),
             DispatchMsg::Migrate { worker_id, job_ids } => {
                 for job_id in job_ids {
-                    if let Some((owner, _)) = self.assigned.get_mut(&job_id) {
-                        *owner = worker_id.clone();
+                    if let Some(assigned) = self.assigned.get_mut(&job_id) {
+                        assigned.worker_id = worker_id.clone();
                     }
                 }
             }
             DispatchMsg::RoomCreated { room, agents } => {
-                let dispatches = if agents.is_empty() { vec![pb::RoomAgentDispatch::default()] } else { agents };
-                for dispatch in dispatches {
-                    self.create_job(&room, dispatch, now);
+                let agents = if agents.is_empty() { vec![pb::RoomAgentDispatch::default()] } else { agents };
+                for agent in agents {
+                    let dispatch = pb::AgentDispatch {
+                        agent_name: agent.agent_name,
+                        room: room.name.clone(),
+                        metadata: agent.metadata,
+                        restart_policy: agent.restart_policy,
+                        deployment: agent.deployment,
+                        attributes: agent.attributes,
+                        ..Default::default()
+                    };
+                    if let Err(why) = self.dispatch(&room, dispatch, now) {
+                        tracing::warn!(room = %room.name, "an agent of the room's roomConfig is not dispatched: {why}");
+                    }
                 }
             }
-            DispatchMsg::RoomClosed { room } => {
-                self.pending.retain(|_, p| p.job.room.as_ref().is_none_or(|r| r.name != room));
-                let ended: Vec<(String, String)> = self
-                    .assigned
-                    .iter()
-                    .filter(|(_, (_, r))| *r == room)
-                    .map(|(job, (worker, _))| (job.clone(), worker.clone()))
-                    .collect();
-                for (job_id, worker_id) in ended {
-                    self.assigned.remove(&job_id);
-                    self.tell(&worker_id, server_message::Message::Termination(pb::JobTermination { job_id }));
+            DispatchMsg::RoomClosed { sid } => {
+                self.pending.retain(|_, p| p.job.room.as_ref().is_none_or(|r| r.sid != sid));
+                self.terminate(|assigned| assigned.room_sid == sid);
+                self.dispatches.room_closed(&sid);
+            }
+            DispatchMsg::Create { room, dispatch, reply } => {
+                let _ = reply.send(self.dispatch(&room, *dispatch, now));
+            }
+            DispatchMsg::List { room_sid, dispatch_id, reply } => {
+                let _ = reply.send(self.dispatches.list(&room_sid, &dispatch_id));
+            }
+            DispatchMsg::Delete { room_sid, dispatch_id, reply } => {
+                let deleted = self.dispatches.delete(&room_sid, &dispatch_id, unix_nanos());
+                if deleted.is_some() {
+                    self.pending.retain(|_, p| p.job.dispatch_id != dispatch_id);
+                    self.terminate(|assigned| assigned.dispatch_id == dispatch_id);
                 }
+                let _ = reply.send(deleted);
             }
         }
     }
 
-    fn create_job(&mut self, room: &pb::Room, dispatch: pb::RoomAgentDispatch, now: Instant) {
+    fn on_job_status(&mut self, worker_id: &str, update: pb::UpdateJobStatus) {
+        let status = pb::JobStatus::try_from(update.status).unwrap_or(pb::JobStatus::JsPending);
+        tracing::info!(worker = %worker_id, job = %update.job_id, status = status.as_str_name(), error = %update.error, "job status");
+        let ended = matches!(status, pb::JobStatus::JsSuccess | pb::JobStatus::JsFailed);
+        let Some(assigned) = self.assigned.get(&update.job_id) else { return };
+        let now = unix_nanos();
+        self.dispatches.update_job(&assigned.room_sid, &assigned.dispatch_id, &update.job_id, |state| {
+            state.status = status as i32;
+            state.error.clone_from(&update.error);
+            state.updated_at = now;
+            if ended {
+                state.ended_at = now;
+            }
+        });
+        if ended {
+            self.assigned.remove(&update.job_id);
+        }
+    }
+
+    /// Ends the assigned jobs `which` picks: their workers are told, as LiveKit tells them.
+    fn terminate(&mut self, which: impl Fn(&Assigned) -> bool) {
+        let ended: Vec<(String, String)> = self
+            .assigned
+            .iter()
+            .filter(|(_, assigned)| which(assigned))
+            .map(|(job_id, assigned)| (job_id.clone(), assigned.worker_id.clone()))
+            .collect();
+        for (job_id, worker_id) in ended {
+            self.assigned.remove(&job_id);
+            tracing::info!(job = %job_id, worker = %worker_id, "job terminated");
+            self.tell(&worker_id, server_message::Message::Termination(pb::JobTermination { job_id }));
+        }
+    }
+
+    /// Records a dispatch into `room` and launches its job.
+    fn dispatch(
+        &mut self,
+        room: &pb::Room,
+        dispatch: pb::AgentDispatch,
+        now: Instant,
+    ) -> Result<pb::AgentDispatch, String> {
+        let dispatch = self.dispatches.create(&room.sid, dispatch, unix_nanos())?;
+        self.create_job(room, &dispatch, now);
+        Ok(dispatch)
+    }
+
+    fn create_job(&mut self, room: &pb::Room, dispatch: &pb::AgentDispatch, now: Instant) {
         let job = pb::Job {
             id: ids::sid("AJ_"),
-            dispatch_id: ids::sid("AD_"),
+            dispatch_id: dispatch.id.clone(),
             r#type: pb::JobType::JtRoom as i32,
             room: Some(room.clone()),
-            metadata: dispatch.metadata,
-            agent_name: dispatch.agent_name,
-            attributes: dispatch.attributes,
+            metadata: dispatch.metadata.clone(),
+            agent_name: dispatch.agent_name.clone(),
+            deployment: dispatch.deployment.clone(),
+            attributes: dispatch.attributes.clone(),
             state: Some(pb::JobState { status: pb::JobStatus::JsPending as i32, ..Default::default() }),
             ..Default::default()
         };
@@ -255,9 +374,14 @@ impl Dispatch {
             return;
         }
         let Some(worker) = self.workers.get(worker_id) else { return };
-        let job = pending.job.clone();
-        let room = job.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-        let token = match self.job_token(&job, &room, worker, &response) {
+        let mut job = pending.job.clone();
+        let (room, room_sid) = job.room.as_ref().map(|r| (r.name.clone(), r.sid.clone())).unwrap_or_default();
+        let identity = if response.participant_identity.is_empty() {
+            format!("agent-{}", job.id)
+        } else {
+            response.participant_identity.clone()
+        };
+        let token = match self.job_token(&identity, &room, worker, &response) {
             Ok(token) => token,
             Err(e) => {
                 tracing::error!(job = %job.id, "cannot sign the agent's token: {e}");
@@ -270,7 +394,22 @@ impl Dispatch {
         let assignment = pb::JobAssignment { job: Some(job.clone()), url, token };
         if self.tell(worker_id, server_message::Message::Assignment(assignment)) {
             tracing::info!(job = %job.id, worker = %worker_id, room = %room, "job assigned");
-            self.assigned.insert(job.id, (worker_id.to_owned(), room));
+            let now = unix_nanos();
+            job.state = Some(pb::JobState {
+                status: pb::JobStatus::JsRunning as i32,
+                started_at: now,
+                updated_at: now,
+                participant_identity: identity,
+                worker_id: worker_id.to_owned(),
+                ..Default::default()
+            });
+            let assigned = Assigned {
+                worker_id: worker_id.to_owned(),
+                room_sid: room_sid.clone(),
+                dispatch_id: job.dispatch_id.clone(),
+            };
+            self.assigned.insert(job.id.clone(), assigned);
+            self.dispatches.job_started(&room_sid, job);
         }
     }
 
@@ -278,16 +417,11 @@ impl Dispatch {
     /// `lk.agent_name` attribute, as LiveKit mints it.
     fn job_token(
         &self,
-        job: &pb::Job,
+        identity: &str,
         room: &str,
         worker: &Worker,
         response: &pb::AvailabilityResponse,
     ) -> Result<String, livekit_api::access_token::AccessTokenError> {
-        let identity = if response.participant_identity.is_empty() {
-            format!("agent-{}", job.id)
-        } else {
-            response.participant_identity.clone()
-        };
         let permissions = &worker.permissions;
         let grants = VideoGrants {
             room_join: true,
@@ -303,7 +437,7 @@ impl Dispatch {
         let mut attributes = response.participant_attributes.clone();
         attributes.insert("lk.agent_name".into(), worker.agent_name.clone());
         AccessToken::with_api_key(&self.config.api_key, self.config.api_secret.expose())
-            .with_identity(&identity)
+            .with_identity(identity)
             .with_name(&response.participant_name)
             .with_metadata(&response.participant_metadata)
             .with_attributes(attributes)

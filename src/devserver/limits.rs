@@ -2,6 +2,7 @@
 //! candidates, metadata and unsent signalling. Every queue a client can fill has a bound here,
 //! so one hostile or stalled connection costs a bounded amount of memory and is then closed.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ impl Default for Limits {
     }
 }
 
+/// The largest HTTP request body: a server API request carrying LiveKit's largest metadata and
+/// attributes (below), JSON-escaped.
+pub(super) const MAX_API_BODY_BYTES: u64 = 1024 * 1024;
 /// Signalling bytes queued for one client and not yet written; past it the client is not
 /// reading and is closed. Larger than any one message we send (metadata is capped below).
 pub(super) const MAX_UNSENT_BYTES: usize = 4 * 1024 * 1024;
@@ -57,10 +61,13 @@ pub(super) const MAX_CANDIDATE_BYTES: usize = 1024;
 pub(super) const MAX_UNANSWERED_CHANGES: usize = 256;
 /// Publisher offers waiting for our answer; clients wait for one before the next.
 pub(super) const MAX_UNANSWERED_OFFERS: usize = 8;
-/// LiveKit's own limits on what a participant may set about itself.
+/// Agent dispatches one room may hold (its own and those of `CreateDispatch`).
+pub(super) const MAX_DISPATCHES_PER_ROOM: usize = 64;
+/// LiveKit's own limits on what a participant may set about itself, and on room names.
 pub(super) const MAX_METADATA_BYTES: usize = 512 * 1024;
 pub(super) const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
 pub(super) const MAX_NAME_BYTES: usize = 256;
+pub(super) const MAX_ROOM_NAME_BYTES: usize = 256;
 
 /// Counts the candidates a client trickles for one peer; a new ICE generation (a remote
 /// description with another ufrag) starts the count again.
@@ -89,13 +96,19 @@ impl CandidateCount {
 
 /// Why a metadata update is refused, if it is.
 pub(super) fn metadata_refusal(update: &livekit_protocol::UpdateParticipantMetadata) -> Option<String> {
-    let attributes: usize = update.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if update.metadata.len() > MAX_METADATA_BYTES {
-        Some(format!("metadata is {} bytes, over the {MAX_METADATA_BYTES}-byte limit", update.metadata.len()))
+    size_refusal(&update.name, &update.metadata, &update.attributes)
+}
+
+/// Why a name, metadata and attributes (of a participant or an agent dispatch) are refused, if
+/// they are.
+pub(super) fn size_refusal(name: &str, metadata: &str, attributes: &HashMap<String, String>) -> Option<String> {
+    let attributes: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if metadata.len() > MAX_METADATA_BYTES {
+        Some(format!("metadata is {} bytes, over the {MAX_METADATA_BYTES}-byte limit", metadata.len()))
     } else if attributes > MAX_ATTRIBUTES_BYTES {
         Some(format!("attributes are {attributes} bytes, over the {MAX_ATTRIBUTES_BYTES}-byte limit"))
-    } else if update.name.len() > MAX_NAME_BYTES {
-        Some(format!("the name is {} bytes, over the {MAX_NAME_BYTES}-byte limit", update.name.len()))
+    } else if name.len() > MAX_NAME_BYTES {
+        Some(format!("the name is {} bytes, over the {MAX_NAME_BYTES}-byte limit", name.len()))
     } else {
         None
     }

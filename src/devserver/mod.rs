@@ -21,6 +21,12 @@
 //! and clients rejoin in full. Media is audio only: video sections of an offer are rejected
 //! (validly, keeping a format) and video tracks refused.
 //!
+//! LiveKit's server API answers on `/twirp/` (`server_api.rs`): `RoomService` ListRooms,
+//! ListParticipants, RemoveParticipant, UpdateParticipant and DeleteRoom, and
+//! `AgentDispatchService` CreateDispatch, ListDispatch and DeleteDispatch, with LiveKit's grants
+//! and Twirp's encodings and errors, so operators and n8n workflows manage calls on it exactly as
+//! on LiveKit Cloud.
+//!
 //! One client can make it hold only so much ([`Limits`] and `limits.rs`): signalling to a client
 //! that does not read is bounded and then closed, every queue is bounded, and connections, rooms
 //! and participants are capped. Listening beyond loopback with the well-known dev secret is
@@ -30,10 +36,13 @@ mod answer;
 mod auth;
 mod data_rules;
 mod dispatch;
+mod dispatches;
 mod ids;
 mod limits;
 mod room;
+mod server_api;
 mod session;
+mod twirp;
 mod worker_session;
 mod writer;
 
@@ -51,7 +60,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::serve::ListenerExt;
 use livekit_api::access_token::{AccessToken, Claims};
 use tokio::net::TcpListener;
@@ -170,6 +179,7 @@ pub async fn serve(
         .route("/rtc/v1", get(single_pc))
         .route("/rtc/v1/validate", get(single_pc))
         .route("/agent", get(agent))
+        .route("/twirp/{*route}", any(server_api::handle))
         .layer(cors)
         .with_state(server);
     // Signalling messages are small and latency-bound, as LiveKit's server sends them.
@@ -178,7 +188,8 @@ pub async fn serve(
             tracing::debug!("cannot disable Nagle's algorithm: {e}");
         }
     });
-    crate::net::serve(listener, app, crate::net::Limits::default(), shutdown).await;
+    let http = crate::net::Limits { max_body_bytes: limits::MAX_API_BODY_BYTES, ..crate::net::Limits::default() };
+    crate::net::serve(listener, app, http, shutdown).await;
     Ok(())
 }
 

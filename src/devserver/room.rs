@@ -2,11 +2,11 @@
 //! receives it, and sets up media and data forwarding between participants' peers. Participants'
 //! sessions talk to it over bounded channels, so a broken session can only end itself: the room
 //! never waits for a session, and one whose queue is full is removed as a client that stopped
-//! reading.
+//! reading. The server API reaches it the same way (`room_admin.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use livekit_protocol as pb;
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +17,10 @@ use super::ids;
 use super::limits::{Limits, ROOM_QUEUE};
 use crate::livekit::data;
 use crate::livekit::peer::{MediaSink, PeerCommand, PeerHandle};
+
+#[path = "room_admin.rs"]
+mod admin;
+pub(super) use admin::Admin;
 
 /// How a room reaches one participant's session.
 #[derive(Debug, Clone)]
@@ -97,6 +101,8 @@ pub(super) enum RoomMsg {
         track_sids: Vec<String>,
         subscribe: bool,
     },
+    /// A server API request.
+    Admin(Admin),
 }
 
 /// What a participant's join asked for.
@@ -117,6 +123,8 @@ pub(super) struct JoinReply {
 #[derive(Debug, Clone)]
 pub(super) struct RoomHandle {
     tx: mpsc::Sender<RoomMsg>,
+    /// The room's sid: rooms come and go under one name, and dispatches belong to one of them.
+    pub sid: String,
 }
 
 impl RoomHandle {
@@ -144,6 +152,28 @@ impl Rooms {
         Self { rooms: Mutex::default(), dispatcher, limits }
     }
 
+    /// The open room called `name`.
+    pub fn get(&self, name: &str) -> Option<RoomHandle> {
+        let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms.get(name).filter(|h| !h.tx.is_closed()).cloned()
+    }
+
+    /// The open rooms, or those of them named in `names` when it is not empty.
+    pub fn open(&self, names: &[String]) -> Vec<RoomHandle> {
+        let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms
+            .iter()
+            .filter(|(name, handle)| !handle.tx.is_closed() && (names.is_empty() || names.contains(name)))
+            .map(|(_, handle)| handle.clone())
+            .collect()
+    }
+
+    /// Takes the room called `name` out of the registry, so the next join opens a new one.
+    pub fn take(&self, name: &str) -> Option<RoomHandle> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms.remove(name).filter(|h| !h.tx.is_closed())
+    }
+
     /// The room, created with `config` (the creating token's roomConfig) when new; refused when
     /// as many rooms as allowed are open.
     pub fn get_or_create(
@@ -160,9 +190,9 @@ impl Rooms {
             return Err(format!("the dev server has its maximum of {} rooms open", self.limits.max_rooms));
         }
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        let handle = RoomHandle { tx };
-        rooms.insert(name.to_owned(), handle.clone());
         let room = RoomState::new(name, config.unwrap_or_default(), self.dispatcher.clone(), &self.limits);
+        let handle = RoomHandle { tx, sid: room.info.sid.clone() };
+        rooms.insert(name.to_owned(), handle.clone());
         tracing::info!(room = name, sid = %room.info.sid, "room created");
         tokio::spawn(run(room, rx, self.clone()));
         Ok(handle)
@@ -229,6 +259,8 @@ struct RoomState {
     slow: Vec<String>,
     /// The dev server's own bound on members, agents included.
     member_limit: usize,
+    /// `DeleteRoom` was asked: the room is ending.
+    deletion: Option<admin::Deletion>,
 }
 
 impl RoomState {
@@ -256,6 +288,7 @@ impl RoomState {
             dispatched: false,
             slow: Vec::new(),
             member_limit: usize::try_from(limits.max_participants_per_room).unwrap_or(usize::MAX),
+            deletion: None,
         }
     }
 
@@ -264,14 +297,14 @@ impl RoomState {
         self.members.values().any(|m| !m.is_agent())
     }
 
-    /// The room ends: agents still in it are removed and their jobs terminated.
-    fn close(&mut self) {
+    /// The room ends: whoever is still in it is removed, for `reason`, and its jobs terminated.
+    fn close(&mut self, reason: pb::DisconnectReason) {
         for member in self.members.values() {
-            let leave = pb::LeaveRequest { reason: pb::DisconnectReason::RoomClosed as i32, ..Default::default() };
+            let leave = pb::LeaveRequest { reason: reason as i32, ..Default::default() };
             let _ = member.link.tx.try_send(ToSession::Leave(leave));
         }
         self.members.clear();
-        self.dispatcher.send(DispatchMsg::RoomClosed { room: self.info.name.clone() });
+        self.dispatcher.send(DispatchMsg::RoomClosed { sid: self.info.sid.clone() });
     }
 
     fn handle(&mut self, message: RoomMsg) {
@@ -319,23 +352,7 @@ impl RoomState {
                     self.announce_subscribed(&publisher_sid, &track_sid);
                 }
             }
-            RoomMsg::Update { sid, name, metadata, attributes } => {
-                let Some(member) = self.members.get_mut(&sid) else { return };
-                if !name.is_empty() {
-                    member.info.name = name;
-                }
-                if !metadata.is_empty() {
-                    member.info.metadata = metadata;
-                }
-                for (key, value) in attributes {
-                    if value.is_empty() {
-                        member.info.attributes.remove(&key);
-                    } else {
-                        member.info.attributes.insert(key, value);
-                    }
-                }
-                self.changed(&sid);
-            }
+            RoomMsg::Update { sid, name, metadata, attributes } => self.update(&sid, name, metadata, attributes),
             RoomMsg::Mute { sid, track_sid, muted } => {
                 let Some(member) = self.members.get_mut(&sid) else { return };
                 for track in member.info.tracks.iter_mut().filter(|t| t.sid == track_sid) {
@@ -353,6 +370,7 @@ impl RoomState {
                     }
                 }
             }
+            RoomMsg::Admin(request) => self.admin(request, Instant::now()),
         }
     }
 
@@ -364,7 +382,11 @@ impl RoomState {
         reply: oneshot::Sender<Result<JoinReply, String>>,
     ) {
         let duplicate = self.members.values().find(|m| m.info.identity == info.identity).map(|m| m.info.sid.clone());
-        if let Some(why) = self.full(&info, duplicate.as_deref()) {
+        let refusal = match self.deletion {
+            Some(_) => Some("the room has been deleted".to_owned()),
+            None => self.full(&info, duplicate.as_deref()),
+        };
+        if let Some(why) = refusal {
             tracing::warn!(room = %self.info.name, participant = %info.identity, "join refused: {why}");
             let _ = reply.send(Err(why));
             return;
@@ -443,6 +465,26 @@ impl RoomState {
         if !member.hidden() {
             self.broadcast(&[member.info], None);
         }
+    }
+
+    /// Applies a metadata update as LiveKit does: empty name and metadata are left alone, and an
+    /// attribute set to "" is removed.
+    fn update(&mut self, sid: &str, name: String, metadata: String, attributes: HashMap<String, String>) {
+        let Some(member) = self.members.get_mut(sid) else { return };
+        if !name.is_empty() {
+            member.info.name = name;
+        }
+        if !metadata.is_empty() {
+            member.info.metadata = metadata;
+        }
+        for (key, value) in attributes {
+            if value.is_empty() {
+                member.info.attributes.remove(&key);
+            } else {
+                member.info.attributes.insert(key, value);
+            }
+        }
+        self.changed(sid);
     }
 
     fn track_ready(&mut self, sid: &str, track: pb::TrackInfo, mid: String) {
@@ -613,6 +655,20 @@ impl RoomState {
 async fn run(mut room: RoomState, mut rx: mpsc::Receiver<RoomMsg>, rooms: Arc<Rooms>) {
     let empty_timeout = Duration::from_secs(u64::from(room.info.empty_timeout));
     loop {
+        if let Some(deadline) = room.deletion.as_ref().map(admin::Deletion::deadline) {
+            if room.deleted(Instant::now()) {
+                room.finish_deletion();
+                break;
+            }
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(message) => room.handle(message),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            continue;
+        }
         let wait = match (room.has_people(), room.dispatched) {
             (true, _) => Duration::MAX,
             (false, true) => room.departure_timeout,
@@ -625,7 +681,7 @@ async fn run(mut room: RoomState, mut rx: mpsc::Receiver<RoomMsg>, rooms: Arc<Ro
             },
             () = tokio::time::sleep(wait), if wait != Duration::MAX => {
                 if rooms.remove_if_idle(&room.info.name, &rx) {
-                    room.close();
+                    room.close(pb::DisconnectReason::RoomClosed);
                     break;
                 }
             }

@@ -161,3 +161,99 @@ async fn a_full_room_refuses_joins_and_room_config_counts_people_only() {
     let refused = join(&mut room, info("second", STANDARD, false), false, 64).await.err();
     assert!(refused.is_some_and(|why| why.contains("roomConfig allows 1")));
 }
+
+const AGENT: pb::participant_info::Kind = pb::participant_info::Kind::Agent;
+
+/// The leave a member was sent, if any.
+fn leave_of(messages: &[ToSession]) -> Option<pb::DisconnectReason> {
+    messages.iter().find_map(|m| match m {
+        ToSession::Leave(leave) => pb::DisconnectReason::try_from(leave.reason).ok(),
+        _ => None,
+    })
+}
+
+/// The latest info `probe` was sent about `identity`.
+fn seen(messages: &[ToSession], identity: &str) -> Option<pb::ParticipantInfo> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            ToSession::Updates(infos) => infos.iter().rev().find(|p| p.identity == identity).cloned(),
+            _ => None,
+        })
+        .next_back()
+}
+
+fn ask<T>(room: &mut RoomState, request: impl FnOnce(oneshot::Sender<T>) -> Admin) -> oneshot::Receiver<T> {
+    let (reply, answer) = oneshot::channel();
+    room.handle(RoomMsg::Admin(request(reply)));
+    answer
+}
+
+#[tokio::test]
+async fn removing_a_participant_tells_it_why_and_the_others_that_it_left() {
+    let mut room = room(&Limits::default(), pb::RoomConfiguration::default());
+    let mut caller = join(&mut room, info("caller", STANDARD, false), false, 64).await.expect("joins");
+    let mut agent = join(&mut room, info("agent", AGENT, false), false, 64).await.expect("joins");
+    caller.drain();
+    let removed = ask(&mut room, |reply| Admin::Remove { identity: "caller".into(), reply });
+    assert_eq!(removed.await, Ok(true));
+    assert_eq!(leave_of(&caller.drain()), Some(pb::DisconnectReason::ParticipantRemoved));
+    let left = seen(&agent.drain(), "caller").expect("the agent is told");
+    assert_eq!(left.state, pb::participant_info::State::Disconnected as i32);
+    assert_eq!(left.disconnect_reason, pb::DisconnectReason::ParticipantRemoved as i32);
+    let again = ask(&mut room, |reply| Admin::Remove { identity: "caller".into(), reply });
+    assert_eq!(again.await, Ok(false), "no longer there");
+}
+
+#[tokio::test]
+async fn an_update_from_the_api_reaches_everyone_and_empty_values_keep_or_remove() {
+    let mut room = room(&Limits::default(), pb::RoomConfiguration::default());
+    let mut caller = join(&mut room, info("caller", STANDARD, false), false, 64).await.expect("joins");
+    let mut agent = join(&mut room, info("agent", AGENT, false), false, 64).await.expect("joins");
+    let update = |name: &str, metadata: &str, attributes: &[(&str, &str)]| pb::UpdateParticipantRequest {
+        room: "r".into(),
+        identity: "caller".into(),
+        name: name.into(),
+        metadata: metadata.into(),
+        attributes: attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        permission: None,
+    };
+    let first = update("Priya", "{\"vip\":true}", &[("lead", "hot"), ("stage", "new")]);
+    let answered = ask(&mut room, |reply| Admin::Update { update: first, reply }).await.expect("answered");
+    assert_eq!(answered.as_ref().map(|p| p.name.as_str()), Some("Priya"));
+    let second = update("", "", &[("stage", "")]);
+    let answered = ask(&mut room, |reply| Admin::Update { update: second, reply }).await.expect("answered");
+    let expected: HashMap<String, String> = [("lead".to_owned(), "hot".to_owned())].into();
+    assert_eq!(answered.as_ref().map(|p| (p.name.as_str(), p.metadata.as_str())), Some(("Priya", "{\"vip\":true}")));
+    assert_eq!(answered.map(|p| p.attributes), Some(expected.clone()));
+    for probe in [&mut caller, &mut agent] {
+        let seen = seen(&probe.drain(), "caller").expect("told");
+        assert_eq!((seen.name.as_str(), &seen.attributes), ("Priya", &expected), "itself included");
+    }
+    let nobody = pb::UpdateParticipantRequest { identity: "nobody".into(), ..update("x", "", &[]) };
+    assert_eq!(ask(&mut room, |reply| Admin::Update { update: nobody, reply }).await, Ok(None));
+}
+
+#[tokio::test]
+async fn a_deleted_room_waits_for_its_agents_then_removes_everyone() {
+    let mut room = room(&Limits::default(), pb::RoomConfiguration::default());
+    let mut caller = join(&mut room, info("caller", STANDARD, false), false, 64).await.expect("joins");
+    let agent = join(&mut room, info("agent", AGENT, false), false, 64).await.expect("joins");
+    let summary = ask(&mut room, |reply| Admin::Info { reply }).await.expect("answered");
+    assert_eq!(summary.num_participants, 2);
+
+    let mut deleted = ask(&mut room, |reply| Admin::Delete { reply });
+    let start = Instant::now();
+    assert!(!room.deleted(start), "the agent may still leave by itself");
+    let refused = join(&mut room, info("late", STANDARD, false), false, 64).await.err();
+    assert!(refused.is_some_and(|why| why.contains("deleted")), "no joins into a room being deleted");
+    assert!(room.deleted(start + Duration::from_secs(3)), "agents get three seconds");
+
+    room.handle(RoomMsg::Leave { sid: agent.sid.clone(), reason: pb::DisconnectReason::ClientInitiated });
+    assert!(room.deleted(start), "the agent left: the room can end");
+    assert!(leave_of(&caller.drain()).is_none(), "the caller stays until the agent has gone");
+    assert!(deleted.try_recv().is_err(), "not answered before the end");
+    room.finish_deletion();
+    assert_eq!(leave_of(&caller.drain()), Some(pb::DisconnectReason::RoomDeleted));
+    assert_eq!(deleted.await, Ok(()));
+}

@@ -10,7 +10,7 @@ use crate::config::Secret;
 /// What a person talking to an agent may do: join one room, speak with a microphone, hear
 /// others, and send data. Nothing else, whatever they ask for.
 #[derive(Debug, Clone)]
-pub struct CallerToken<'a> {
+pub(crate) struct CallerToken<'a> {
     pub identity: &'a str,
     pub name: &'a str,
     pub room: &'a str,
@@ -22,11 +22,16 @@ pub struct CallerToken<'a> {
     pub ttl: Duration,
 }
 
+/// Signing failed; in practice only for an empty API key or secret.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot sign a LiveKit token: {0}")]
 pub struct TokenError(#[from] AccessTokenError);
 
-pub fn caller_token(api_key: &str, api_secret: &Secret, request: &CallerToken<'_>) -> Result<String, TokenError> {
+pub(crate) fn caller_token(
+    api_key: &str,
+    api_secret: &Secret,
+    request: &CallerToken<'_>,
+) -> Result<String, TokenError> {
     let grants = VideoGrants {
         room_join: true,
         room: request.room.to_owned(),

@@ -17,7 +17,7 @@ use crate::worker::EndReason;
 pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct CallRecord {
+pub(crate) struct CallRecord {
     pub record_version: u32,
     /// The LiveKit job id: unique per call, and the record's idempotency key.
     pub call_id: String,
@@ -48,23 +48,31 @@ pub struct CallRecord {
     pub analysis_error: Option<String>,
 }
 
+/// Who called, as the room knows them (personal data: kept out of logs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Caller {
+    /// The participant identity from the caller's token.
     pub identity: String,
+    /// The display name they gave; may be empty.
     pub name: String,
 }
 
+/// Who said a line; serialized as `caller` / `agent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Speaker {
+    /// The person who called.
     Caller,
+    /// Our agent.
     Agent,
 }
 
 /// One turn of the conversation as it was heard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Line {
+    /// Who said it.
     pub speaker: Speaker,
+    /// The words, trimmed.
     pub text: String,
     /// When the words began (RFC 3339, milliseconds).
     pub at: String,
@@ -76,6 +84,7 @@ pub struct Line {
 }
 
 impl Line {
+    /// A spoken line that began at `at_ms` (Unix milliseconds).
     pub fn new(speaker: Speaker, text: &str, at_ms: i64, interrupted: bool) -> Self {
         Self { speaker, text: text.trim().to_owned(), at: timestamp(at_ms), interrupted, typed: false }
     }
@@ -88,7 +97,7 @@ impl Line {
 
 /// The turn figures of the call in a few numbers, for dashboards that do not want every turn.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
+pub(crate) struct LatencySummary {
     pub answered_turns: usize,
     pub interrupted_turns: usize,
     pub voice_to_voice_ms: Percentiles,
@@ -98,7 +107,7 @@ pub struct LatencySummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub p50: Option<u64>,
     pub p95: Option<u64>,
     pub max: Option<u64>,
@@ -127,7 +136,7 @@ impl Percentiles {
     }
 }
 
-pub fn timestamp(unix_ms: i64) -> String {
+pub(crate) fn timestamp(unix_ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(unix_ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 

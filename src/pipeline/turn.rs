@@ -125,9 +125,15 @@ impl Default for TurnConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnEvent {
     /// An utterance began. `pre_roll` is 16 kHz audio ending with the current frame.
-    SpeechStarted { pre_roll: Vec<i16> },
+    SpeechStarted {
+        /// 16 kHz mono samples, so speech-to-text hears the utterance's first syllable.
+        pre_roll: Vec<i16>,
+    },
     /// The utterance is a user turn; `speech` is its total speech, silences excluded.
-    UserTurnEnded { speech: Duration },
+    UserTurnEnded {
+        /// Speech in the turn, silences excluded.
+        speech: Duration,
+    },
     /// The utterance was too short, or a backchannel while the agent spoke.
     Discarded,
     /// The user may be barging in; hold the agent's audio.
@@ -186,6 +192,7 @@ enum Barge {
 }
 
 impl TurnDetector {
+    /// A detector waiting for speech.
     pub fn new(config: TurnConfig) -> Self {
         let config = TurnConfig {
             min_silence: config.min_silence.max(FRAME_DURATION),

@@ -14,6 +14,7 @@ pub const RESERVED_FIELDS: &[&str] = &["summary", "sentiment", "outcome"];
 pub const SENTIMENTS: &[&str] = &["positive", "neutral", "negative"];
 const TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 1..=120;
 
+/// A profile's `[analysis]` table: what an LLM should extract from the transcript after the call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisOptions {

@@ -71,6 +71,7 @@ pub enum N8nError {
     TooLarge,
 }
 
+/// The client for n8n's agent-config webhook, which answers an agent id with its profile.
 #[derive(Debug, Clone)]
 pub struct N8nClient {
     http: reqwest::Client,
@@ -86,11 +87,12 @@ impl N8nClient {
         Self { http, endpoint, timeout }
     }
 
+    /// The profile webhook's URL; the agent id goes in its `agent_id` query parameter.
     pub fn endpoint(&self) -> &Url {
         &self.endpoint
     }
 
-    pub async fn fetch(&self, id: &str, defaults: &ProfileDefaults) -> Result<N8nAnswer, N8nError> {
+    pub(crate) async fn fetch(&self, id: &str, defaults: &ProfileDefaults) -> Result<N8nAnswer, N8nError> {
         let request = self.http.get(self.endpoint.clone()).query(&[("agent_id", id)]).timeout(self.timeout);
         let mut response =
             request.header("accept", "application/json").send().await.map_err(|e| self.transport_error(e))?;

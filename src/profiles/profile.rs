@@ -20,17 +20,25 @@ use crate::providers::{Chains, catalog};
 /// A complete, validated agent profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentProfile {
+    /// The agent id callers and n8n name it by (see [`check_id`]).
     pub id: String,
     /// Shown to people choosing an agent and used as the agent participant's name.
     pub name: String,
+    /// The LLM's instructions, `{{name}}` placeholders not yet filled.
     pub system_prompt: String,
     /// Said when the caller arrives; empty means the agent waits for the caller to speak.
     pub greeting: String,
+    /// The BCP 47 code (`hi-IN`) every provider in the chains speaks.
     pub language: String,
+    /// The first TTS provider's voice id, checked against its catalog.
     pub voice: String,
+    /// The chat model chain and sampling.
     pub llm: LlmOptions,
+    /// The speech-to-text chain.
     pub stt: SttOptions,
+    /// The text-to-speech chain.
     pub tts: TtsOptions,
+    /// Turn-taking: silences, interruptions, the voice detector.
     pub turn: TurnOptions,
     /// What the agent should try to learn from the caller; sent to n8n after the call.
     pub lead_fields: Vec<LeadField>,
@@ -56,8 +64,11 @@ pub struct AgentProfile {
 /// agent's sampling settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LlmOptions {
+    /// First choice first; never empty.
     pub providers: Vec<ProviderSetup>,
+    /// Sampling temperature; default 0.7.
     pub temperature: f32,
+    /// The longest answer in tokens; default 256.
     pub max_tokens: u32,
 }
 
@@ -65,6 +76,7 @@ pub struct LlmOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct SttOptions {
+    /// First choice first; never empty.
     pub providers: Vec<ProviderSetup>,
 }
 
@@ -72,6 +84,7 @@ pub struct SttOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct TtsOptions {
+    /// First choice first; never empty.
     pub providers: Vec<ProviderSetup>,
 }
 
@@ -82,6 +95,7 @@ impl AgentProfile {
     }
 }
 
+/// A profile's `[turn]` table; every key is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnOptions {
@@ -196,6 +210,8 @@ impl TurnOptions {
     }
 }
 
+/// Something the agent should learn from the caller (`[[lead_fields]]`), saved with a tool
+/// the model calls and delivered in the call record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeadField {
@@ -212,12 +228,16 @@ pub struct LeadField {
     pub required: bool,
 }
 
+/// How a lead field's value is checked before it is saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LeadFieldKind {
+    /// Anything non-empty.
     #[default]
     Text,
+    /// Digits with an optional leading `+`; separators are stripped.
     Phone,
+    /// An email address.
     Email,
 }
 
@@ -228,39 +248,56 @@ pub struct ProfileDoc {
     /// Optional in a local file (the file name is the id), required from n8n.
     #[serde(default)]
     pub id: Option<String>,
+    /// Default: the id.
     #[serde(default)]
     pub name: Option<String>,
+    /// Required.
     pub system_prompt: String,
+    /// Default empty: the agent waits for the caller.
     #[serde(default)]
     pub greeting: String,
+    /// Default: the settings' profile default language.
     #[serde(default)]
     pub language: Option<String>,
+    /// Default: the settings' profile default voice.
     #[serde(default)]
     pub voice: Option<String>,
     /// A provider name, a table of options, or a list of them (see `providers::setup`).
     #[serde(default)]
     pub llm: Option<serde_json::Value>,
+    /// Like `llm`; default: the registry's default speech-to-text provider.
     #[serde(default)]
     pub stt: Option<serde_json::Value>,
+    /// Like `llm`; default: the registry's default text-to-speech provider.
     #[serde(default)]
     pub tts: Option<serde_json::Value>,
+    /// See [`TurnOptions`].
     #[serde(default)]
     pub turn: TurnOptions,
+    /// See [`LeadField`].
     #[serde(default)]
     pub lead_fields: Vec<LeadField>,
+    /// Default: an English apology.
     #[serde(default)]
     pub apology: Option<String>,
+    /// `[limits]`: call length and silence handling; each key has its own default.
     #[serde(default)]
     pub limits: CallLimits,
+    /// Default: a short "one moment" in the call's language.
     pub filler: Option<String>,
+    /// Default 700; at most 10000.
     #[serde(default)]
     pub filler_after_ms: Option<u32>,
+    /// See [`ToolDef`].
     #[serde(default)]
     pub tools: Vec<ToolDef>,
+    /// Default `Asia/Kolkata`.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Placeholder values; names must be valid variable names.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// See [`AnalysisOptions`].
     #[serde(default)]
     pub analysis: Option<AnalysisOptions>,
 }

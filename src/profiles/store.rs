@@ -29,6 +29,8 @@ const NEGATIVE_CAPACITY: usize = 1024;
 /// Requests in flight to n8n's profile webhook, across all ids.
 pub const MAX_CONCURRENT_FETCHES: usize = 8;
 
+/// Where calls get their agent's profile: n8n first (cached for the TTL, stale while n8n is
+/// slow), local files as the fallback.
 pub struct ProfileStore {
     local: BTreeMap<String, Arc<AgentProfile>>,
     n8n: Option<N8nClient>,
@@ -41,6 +43,7 @@ pub struct ProfileStore {
 }
 
 impl ProfileStore {
+    /// A store over already-loaded local profiles, asking `n8n` (when given) first.
     pub fn new(
         local: BTreeMap<String, AgentProfile>,
         n8n: Option<N8nClient>,
@@ -69,10 +72,12 @@ impl ProfileStore {
         self.local.values().map(AsRef::as_ref)
     }
 
+    /// The n8n client, when profiles come from n8n.
     pub fn n8n(&self) -> Option<&N8nClient> {
         self.n8n.as_ref()
     }
 
+    /// The profile of agent `id`.
     pub async fn get(&self, id: &str) -> Result<Arc<AgentProfile>, ProfileError> {
         self.get_at(id, Instant::now()).await
     }

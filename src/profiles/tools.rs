@@ -57,6 +57,8 @@ pub enum Webhook<'a> {
 }
 
 impl ToolDef {
+    /// Where to call, or `None` when `webhook` is neither a path nor an http(s) URL (refused
+    /// when the profile is loaded).
     pub fn webhook(&self) -> Option<Webhook<'_>> {
         if self.webhook.starts_with('/') {
             return Some(Webhook::N8nPath(&self.webhook));

@@ -21,8 +21,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A profile's provider chains.
 #[derive(Debug, Clone, Copy)]
 pub struct Chains<'a> {
+    /// Speech-to-text, first choice first.
     pub stt: &'a [ProviderSetup],
+    /// Chat models, first choice first.
     pub llm: &'a [ProviderSetup],
+    /// Text-to-speech, first choice first.
     pub tts: &'a [ProviderSetup],
 }
 
@@ -37,10 +40,13 @@ impl Chains<'_> {
 
 /// A call's providers, and the meter they count their usage into.
 pub struct CallProviders {
+    /// Speech-to-text, falling back along the profile's chain.
     pub stt: Arc<dyn SpeechToText>,
+    /// The chat model, falling back along the profile's chain.
     pub llm: Arc<dyn ChatModel>,
+    /// Text-to-speech, falling back along the profile's chain.
     pub tts: Arc<dyn TextToSpeech>,
-    pub usage: UsageMeter,
+    pub(crate) usage: UsageMeter,
 }
 
 /// What `profile` (named for messages) needs that the settings lack: one line per missing key,
@@ -73,6 +79,8 @@ pub fn missing_keys(chains: Chains<'_>, settings: &ProviderSettings, profile: &s
         .collect()
 }
 
+/// The providers for one call of `profile` (named in errors), each wrapped to count its usage;
+/// the error says which provider cannot be built and why (unknown, missing key, bad options).
 pub fn build(
     chains: Chains<'_>,
     settings: &ProviderSettings,

@@ -9,31 +9,43 @@ use serde::Serialize;
 
 use super::registry::{self, Kind, ProviderSetup};
 
+/// A language calls may be held in, as pages show it.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Language {
     /// BCP-47 code as the product spells it (`od-IN` for Odia, as Sarvam does, not `or-IN`).
     pub code: &'static str,
+    /// The English name.
     pub name: &'static str,
+    /// The name in the language itself, in its own script.
     pub native_name: &'static str,
 }
 
+/// How a voice sounds, as its provider describes it; pages group voices by it.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Gender {
+    /// A female voice.
     Female,
+    /// A male voice.
     Male,
+    /// Neither, or the provider does not say.
     Neutral,
 }
 
+/// A voice a text-to-speech provider offers.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Voice {
+    /// The id profiles and requests use (`shubh`, `alloy`, an ElevenLabs voice id).
     pub id: String,
+    /// The name pages show.
     pub name: String,
+    /// How it sounds.
     pub gender: Gender,
 }
 
 impl Voice {
+    /// A voice entry for a provider's list.
     pub fn new(id: impl Into<String>, name: impl Into<String>, gender: Gender) -> Self {
         Self { id: id.into(), name: name.into(), gender }
     }
@@ -54,10 +66,12 @@ pub const LANGUAGES: &[Language] = &[
     Language { code: "od-IN", name: "Odia", native_name: "ଓଡ଼ିଆ" },
 ];
 
+/// The language with this exact code, if any provider may serve it.
 pub fn language(code: &str) -> Option<&'static Language> {
     LANGUAGES.iter().find(|language| language.code == code)
 }
 
+/// Every code, comma-separated, for error messages.
 pub fn language_codes() -> String {
     let codes: Vec<_> = LANGUAGES.iter().map(|language| language.code).collect();
     codes.join(", ")

@@ -13,24 +13,80 @@ use crate::config::Secret;
 /// that an HTML error page from a proxy does not flood the logs.
 const MAX_MESSAGE_CHARS: usize = 300;
 
+/// A failed provider request. `provider` is the registry name (`openai`, `sarvam`...);
+/// `message` is the provider's own explanation, cut short and with secrets removed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
+    /// No answer in time; retryable.
     #[error("{provider} did not answer within {after:?}")]
-    Timeout { provider: &'static str, after: Duration },
+    Timeout {
+        /// The provider.
+        provider: &'static str,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// Too many requests (HTTP 429 that is not about quota); retryable.
     #[error("{provider} is rate limiting us{}: {message}", retry_hint(retry_after))]
-    RateLimited { provider: &'static str, retry_after: Option<Duration>, message: String },
+    RateLimited {
+        /// The provider.
+        provider: &'static str,
+        /// The `Retry-After` the provider asked for, if any.
+        retry_after: Option<Duration>,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The account's credits or quota are spent; a person must top it up.
     #[error("the {provider} account has run out of credits or quota (top it up; retrying will not help): {message}")]
-    QuotaExhausted { provider: &'static str, message: String },
+    QuotaExhausted {
+        /// The provider.
+        provider: &'static str,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The API key is missing, wrong or revoked.
     #[error("{provider} refused the API key (check {}): {message}", key_setting(provider))]
-    Auth { provider: &'static str, message: String },
+    Auth {
+        /// The provider.
+        provider: &'static str,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// A 4xx other than auth and rate limits: the request (model, voice, options) is wrong.
     #[error("{provider} rejected the request (HTTP {status}): {message}")]
-    Rejected { provider: &'static str, status: u16, message: String },
+    Rejected {
+        /// The provider.
+        provider: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// A 5xx; retryable.
     #[error("{provider} failed on its side (HTTP {status}): {message}")]
-    Server { provider: &'static str, status: u16, message: String },
+    Server {
+        /// The provider.
+        provider: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// DNS, TCP, TLS or a dropped connection; retryable.
     #[error("cannot reach {provider}: {message}")]
-    Network { provider: &'static str, message: String },
+    Network {
+        /// The provider.
+        provider: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// An answer we cannot read (bad JSON, unexpected frames); not retried.
     #[error("unexpected answer from {provider}: {message}")]
-    Protocol { provider: &'static str, message: String },
+    Protocol {
+        /// The provider.
+        provider: &'static str,
+        /// What was wrong with it.
+        message: String,
+    },
 }
 
 impl ProviderError {

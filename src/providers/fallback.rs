@@ -31,6 +31,7 @@ use crate::audio::AudioFrame;
 pub struct ProbePolicy {
     /// The pause before the first probe, doubled after each failed one.
     pub first: Duration,
+    /// The longest pause between probes.
     pub max: Duration,
 }
 

@@ -22,7 +22,7 @@ mod options;
 pub mod registry;
 mod retry;
 mod sarvam;
-pub mod setup;
+pub(crate) mod setup;
 pub mod startup;
 pub mod stt;
 pub mod tts;

@@ -4,7 +4,7 @@
 //! ElevenLabs) offers one provider per kind it serves. Each provider checks its own options
 //! (the `stt`, `llm` and `tts` sections of a profile), owns its catalog (models, voices,
 //! languages) and builds its clients, so nothing outside `providers/` knows any of them by
-//! name: adding one means a module here and a line in [`VENDORS`].
+//! name: adding one means a module here and a line in `VENDORS`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +26,15 @@ use crate::config::Secret;
 /// their defaults.
 pub type Options = Map<String, Value>;
 
+/// What a provider does; serialized as `stt`, `llm`, `tts` (in records' usage lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// Speech-to-text.
     Stt,
+    /// Chat models.
     Llm,
+    /// Text-to-speech.
     Tts,
 }
 
@@ -44,6 +48,7 @@ impl Kind {
         }
     }
 
+    /// The kind in words, for messages.
     pub fn describe(self) -> &'static str {
         match self {
             Self::Stt => "speech-to-text",
@@ -56,6 +61,7 @@ impl Kind {
 /// One provider of a profile's chain for a kind, with its checked options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderSetup {
+    /// The registry name (`sarvam`, `openai`...).
     pub provider: String,
     /// Complete: every option the provider takes, defaults filled in.
     pub options: Options,
@@ -83,7 +89,7 @@ impl Serialize for ProviderSetup {
 
 /// The settings of a vendor's account: its key and its endpoint.
 #[derive(Debug, Clone, Copy)]
-pub struct Account {
+pub(crate) struct Account {
     pub key_setting: &'static str,
     pub key_doc: &'static str,
     pub base_url_setting: &'static str,
@@ -94,16 +100,19 @@ pub struct Account {
 /// What a provider's clients are built with.
 #[derive(Debug, Clone)]
 pub struct Access {
+    /// The vendor's API key.
     pub key: Secret,
+    /// The vendor's API root (its setting, or the vendor's default).
     pub base_url: Url,
     /// Shared by every call, so HTTP connections are reused.
     pub http: reqwest::Client,
     /// Each request gets this long before it counts as failed (and is retried).
     pub timeout: Duration,
+    /// How failed requests are retried.
     pub retry: RetryPolicy,
 }
 
-pub trait Vendor: Sync {
+pub(crate) trait Vendor: Sync {
     /// The name profiles use (`stt.provider = "deepgram"`).
     fn name(&self) -> &'static str;
     fn account(&self) -> Account;
@@ -118,6 +127,7 @@ pub trait Vendor: Sync {
     }
 }
 
+/// A speech-to-text provider of the registry: checks a profile's options and builds clients.
 pub trait SttProvider: Sync {
     /// Checks options as written and returns them complete; each problem starts with the
     /// option's name (`model: ...`).
@@ -126,16 +136,21 @@ pub trait SttProvider: Sync {
     fn languages(&self, options: &Options) -> Vec<&'static str>;
     /// The model usage and prices are counted under.
     fn model(&self, options: &Options) -> String;
+    /// A client with these (resolved) options; the error names what is missing.
     fn build(&self, access: &Access, options: &Options) -> Result<Arc<dyn SpeechToText>, String>;
     /// List price in USD per minute of audio, with the date it was known.
     fn default_price(&self, model: &str) -> Option<Price>;
 }
 
+/// A chat provider of the registry: checks a profile's options and builds clients.
 pub trait ChatProvider: Sync {
+    /// The model used when neither the profile nor `LLM_MODEL` names one.
     fn default_model(&self) -> &'static str;
     /// Checks options as written and returns them complete; `model` is used when they name none.
     fn resolve(&self, options: &Options, model: &str) -> Result<Options, Vec<String>>;
+    /// The model usage and prices are counted under.
     fn model(&self, options: &Options) -> String;
+    /// A client with these (resolved) options; the error names what is missing.
     fn build(&self, access: &Access, options: &Options) -> Result<Arc<dyn ChatModel>, String>;
     /// Whether `GET {base}/models` lists the models it serves, so configured models can be
     /// checked at start-up.
@@ -144,6 +159,7 @@ pub trait ChatProvider: Sync {
     fn default_price(&self, model: &str) -> Option<Price>;
 }
 
+/// A text-to-speech provider of the registry: checks options and voices, and builds clients.
 pub trait TtsProvider: Sync {
     /// Checks options as written for a profile speaking `language`, whose voice is `voice` when
     /// it names one (`fallback_voice` is the deployment's default voice, used when this
@@ -155,6 +171,7 @@ pub trait TtsProvider: Sync {
         language: &str,
         fallback_voice: &str,
     ) -> Result<(Options, String), Vec<String>>;
+    /// The language codes (of [`super::catalog::LANGUAGES`]) it speaks with these options.
     fn languages(&self, options: &Options) -> Vec<&'static str>;
     /// The voices offered for `language` with these options, the default first.
     fn voices(&self, options: &Options, language: &str) -> Vec<Voice>;
@@ -167,28 +184,33 @@ pub trait TtsProvider: Sync {
     fn knows_voice(&self, language: &str, voice: &str) -> bool;
     /// Every voice of every model for `language`, for error messages.
     fn all_voice_names(&self, language: &str) -> String;
+    /// The model usage and prices are counted under.
     fn model(&self, options: &Options) -> String;
+    /// A client with these (resolved) options; the error names what is missing.
     fn build(&self, access: &Access, options: &Options) -> Result<Arc<dyn TextToSpeech>, String>;
     /// List price in USD per million characters.
     fn default_price(&self, model: &str) -> Option<Price>;
 }
 
 /// Every vendor, in the order settings and documentation list them.
-pub const VENDORS: &[&dyn Vendor] =
+pub(crate) const VENDORS: &[&dyn Vendor] =
     &[&sarvam::Sarvam, &groq::Groq, &openai::OpenAi, &deepgram::Deepgram, &elevenlabs::ElevenLabs];
 
-pub fn vendor(name: &str) -> Option<&'static dyn Vendor> {
+pub(crate) fn vendor(name: &str) -> Option<&'static dyn Vendor> {
     VENDORS.iter().copied().find(|vendor| vendor.name() == name)
 }
 
+/// The speech-to-text provider with this registry name.
 pub fn stt(name: &str) -> Option<&'static dyn SttProvider> {
     vendor(name)?.stt()
 }
 
+/// The chat provider with this registry name.
 pub fn chat(name: &str) -> Option<&'static dyn ChatProvider> {
     vendor(name)?.chat()
 }
 
+/// The text-to-speech provider with this registry name.
 pub fn tts(name: &str) -> Option<&'static dyn TtsProvider> {
     vendor(name)?.tts()
 }

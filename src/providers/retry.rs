@@ -13,6 +13,8 @@ use reqwest::header::HeaderMap;
 
 use super::ProviderError;
 
+/// How a failed provider request is retried: exponential backoff with jitter, honouring the
+/// server's `Retry-After`, and only for errors that [may succeed later](ProviderError::retryable).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Tries in all, the first included; 1 means never retry.

@@ -17,7 +17,10 @@ const SHOWN_MODELS: usize = 20;
 /// What stops a start, and what is only worth a warning.
 #[derive(Debug, Default, PartialEq)]
 pub struct Readiness {
+    /// Each one stops the worker from starting: a model the provider does not serve, or a key
+    /// it refuses.
     pub problems: Vec<String>,
+    /// Worth logging, but the worker starts: a provider that could not be asked.
     pub warnings: Vec<String>,
 }
 

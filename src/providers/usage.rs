@@ -1,8 +1,8 @@
 //! What a call used of each provider and model, and what that is estimated to cost.
 //!
-//! Every provider of a call counts into one [`UsageMeter`] (audio seconds transcribed,
+//! Every provider of a call counts into one `UsageMeter` (audio seconds transcribed,
 //! characters synthesised, prompt and completion tokens), through the metering wrappers of
-//! [`super::metered`]; the call record reads it when the call ends. Prices come from the
+//! `super::metered`; the call record reads it when the call ends. Prices come from the
 //! profile, else the `PRICES` setting, else the provider's list price ([`DEFAULT_PRICES_DATE`]).
 
 use std::collections::BTreeMap;
@@ -26,7 +26,12 @@ pub enum Price {
     /// Text-to-speech: per million characters.
     UsdPerMillionCharacters(f64),
     /// Chat: per million prompt tokens and per million completion tokens.
-    UsdPerMillionTokens { prompt: f64, completion: f64 },
+    UsdPerMillionTokens {
+        /// Per million prompt (input) tokens.
+        prompt: f64,
+        /// Per million completion (output) tokens.
+        completion: f64,
+    },
 }
 
 impl Price {
@@ -48,6 +53,7 @@ impl Price {
         }
     }
 
+    /// The price as a profile writes it: the inverse of [`from_value`](Self::from_value).
     pub fn to_value(self) -> Value {
         match self {
             Self::UsdPerMinute(amount) | Self::UsdPerMillionCharacters(amount) => json!(amount),
@@ -124,6 +130,7 @@ impl PriceTable {
         Ok(((kind, provider.to_owned(), model.to_owned()), price))
     }
 
+    /// The settings' price for this provider's model, if `PRICES` gives one.
     pub fn get(&self, kind: Kind, provider: &str, model: &str) -> Option<Price> {
         self.0.get(&(kind, provider.to_owned(), model.to_owned())).copied()
     }
@@ -140,7 +147,7 @@ fn number(text: &str) -> Result<f64, String> {
 /// Where a price came from, for the record's reader.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PriceSource {
+pub(crate) enum PriceSource {
     Profile,
     Settings,
     /// The provider's list price as known on [`DEFAULT_PRICES_DATE`].
@@ -148,7 +155,7 @@ pub enum PriceSource {
 }
 
 /// The price of a model: the profile's, else the settings', else the list price.
-pub fn price_of(
+pub(crate) fn price_of(
     kind: Kind,
     provider: &str,
     model: &str,
@@ -163,7 +170,7 @@ pub fn price_of(
 
 /// What one provider and model was used for.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub requests: u64,
     pub failures: u64,
     pub audio_seconds: f64,
@@ -183,11 +190,11 @@ struct Line {
 
 /// The usage of one call, shared by its providers.
 #[derive(Debug, Clone, Default)]
-pub struct UsageMeter(Arc<Mutex<Vec<Line>>>);
+pub(crate) struct UsageMeter(Arc<Mutex<Vec<Line>>>);
 
 /// One provider and model's share of a [`UsageMeter`].
 #[derive(Debug, Clone)]
-pub struct Counter {
+pub(crate) struct Counter {
     meter: UsageMeter,
     index: usize,
 }
@@ -234,7 +241,7 @@ impl Counter {
 
 /// The call record's `usage`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UsageSummary {
+pub(crate) struct UsageSummary {
     pub currency: &'static str,
     /// The sum of the priced lines.
     pub estimated_cost_usd: f64,
@@ -244,7 +251,7 @@ pub struct UsageSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UsageLine {
+pub(crate) struct UsageLine {
     pub kind: Kind,
     pub provider: String,
     pub model: String,

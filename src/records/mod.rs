@@ -2,7 +2,8 @@
 //!
 //! A call record is a lead: losing one to an n8n outage, a slow network or a killed container
 //! loses business. So a record is on disk (fsynced, renamed into place) before anything is sent,
-//! and leaves the disk only when n8n has answered 2xx, or moves to `dead/` when n8n refuses it
+//! and leaves the waiting records only when n8n has answered 2xx (into `delivered/`, which keeps
+//! the last few for the operator), or moves to `dead/` when n8n refuses it
 //! for good. A crash can therefore only make a record go twice, never zero times, and every POST
 //! carries the record id as `Idempotency-Key` so the workflow can drop the second copy.
 //!
@@ -15,6 +16,7 @@
 //! - `id`: which record ids are accepted (they name files).
 //! - `spool`: the durable files and the lock that keeps one worker per spool.
 //! - `active`: checkpoints of running calls, which become records if their worker dies.
+//! - `delivered`: the bounded archive of the last records n8n took, for the operator's view.
 //! - `backoff`: what an answer from n8n means, and how long to wait before the next try.
 //! - `schedule`: which record to send next and when, as a plain state machine.
 //! - `signature`: the HMAC that lets the workflow trust a record.
@@ -23,6 +25,7 @@
 
 mod active;
 mod backoff;
+mod delivered;
 mod id;
 mod outbox;
 mod schedule;
@@ -33,6 +36,7 @@ mod workers;
 use std::path::PathBuf;
 
 pub use active::ActiveCall;
+pub use delivered::DEFAULT_KEEP_DELIVERED;
 pub use outbox::{Outbox, OutboxConfig, Tally};
 pub use workers::new_worker_id;
 

@@ -18,6 +18,7 @@ use url::Url;
 use super::RecordsError;
 use super::active::ActiveCall;
 use super::backoff::{self, Backoff, Scope, Verdict};
+use super::delivered::DEFAULT_KEEP_DELIVERED;
 use super::id::RecordId;
 use super::schedule::{Next, Retry, Schedule};
 use super::signature;
@@ -53,6 +54,8 @@ pub struct OutboxConfig {
     pub first_retry: Duration,
     /// The longest wait, so that records flow again soon after a long outage ends.
     pub max_retry: Duration,
+    /// Delivered records kept in `delivered/` for the operator's view (RECORDS_KEEP_DELIVERED).
+    pub keep_delivered: usize,
 }
 
 impl OutboxConfig {
@@ -65,6 +68,7 @@ impl OutboxConfig {
             timeout: Duration::from_secs(10),
             first_retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(300),
+            keep_delivered: DEFAULT_KEEP_DELIVERED,
         }
     }
 }
@@ -158,6 +162,7 @@ impl Outbox {
                     url,
                     secret: config.secret,
                     timeout: config.timeout,
+                    keep_delivered: config.keep_delivered,
                     schedule: Schedule::new(Backoff { first: config.first_retry, cap: config.max_retry }),
                     submitted,
                     stopped,
@@ -285,6 +290,7 @@ struct Delivery {
     url: Url,
     secret: Option<Secret>,
     timeout: Duration,
+    keep_delivered: usize,
     schedule: Schedule,
     submitted: mpsc::UnboundedReceiver<RecordId>,
     stopped: watch::Receiver<bool>,
@@ -407,7 +413,8 @@ impl Delivery {
         let attempts = self.schedule.settled(&id);
         let spool = self.spool.clone();
         let removing = id.clone();
-        if let Err(error) = blocking(self.spool.dir(), move || spool.remove(&removing)).await {
+        let keep = self.keep_delivered;
+        if let Err(error) = blocking(self.spool.dir(), move || spool.deliver(&removing, keep)).await {
             tracing::error!(%id, %error, "n8n has the call record, but its file stays; it is sent again at the next start");
         }
         self.counts.send_modify(|counts| {

@@ -2,8 +2,9 @@
 //!
 //! `<id>.json` waits for n8n; `dead/<id>.json` was refused by it, with its answer in
 //! `dead/<id>.answer.txt`; `active/<id>.json` is the checkpoint of a call still running, already
-//! shaped as the record it becomes should its worker die; `*.tmp` are writes in progress; `.lock`
-//! is held by the one process using the spool. A file is written under a temporary name, fsynced, renamed into place and its
+//! shaped as the record it becomes should its worker die; `delivered/<id>.json` is one of the last
+//! records n8n took (`delivered.rs`); `*.tmp` are writes in progress; `.lock` is held by the one
+//! process using the spool. A file is written under a temporary name, fsynced, renamed into place and its
 //! directory fsynced, so after a crash or a power cut a record is either whole under its name or
 //! not there at all (and then its `submit` never returned). Leftover temporary files were never
 //! acknowledged, so opening the spool removes them.
@@ -34,6 +35,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use super::RecordsError;
+use super::delivered::{self, DELIVERED};
 use super::id::RecordId;
 
 const LOCK: &str = ".lock";
@@ -54,6 +56,7 @@ pub(super) struct Spool {
     dir: PathBuf,
     dead: PathBuf,
     active: PathBuf,
+    delivered: PathBuf,
     /// Locked for the spool's lifetime. Two workers sharing a spool would send each record twice
     /// and race on its removal; the OS drops the lock when the process dies, even by kill -9.
     _lock: File,
@@ -160,6 +163,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             dead: dir.join(DEAD),
             active: dir.join(ACTIVE),
+            delivered: dir.join(DELIVERED),
             _lock: lock,
             publishing: Mutex::new(()),
         };
@@ -182,7 +186,8 @@ impl Spool {
     }
 
     /// Moves everything `other` holds into this spool: its waiting records (its checkpoints
-    /// became records when it was opened) and its dead records with their answers. A rename
+    /// became records when it was opened), its dead records with their answers and its delivered
+    /// ones (the archive prunes itself at the next delivery). A rename
     /// each, between two locked spools, so a record is always in exactly one of them. Returns
     /// the records now waiting here.
     pub fn adopt_from(&self, other: &Spool, from: &str) -> Result<Vec<RecordId>, RecordsError> {
@@ -208,29 +213,32 @@ impl Spool {
                 (_, Err(source)) => return Err(RecordsError::Io { action: "check", path: dead, source }),
             }
         }
-        for entry in fs::read_dir(&other.dead).map_err(io_error("read", &other.dead))? {
-            let entry = entry.map_err(io_error("read", &other.dead))?;
-            if !entry.file_type().map_err(io_error("inspect", &entry.path()))?.is_file() {
-                continue;
+        for (theirs, ours) in [(&other.dead, &self.dead), (&other.delivered, &self.delivered)] {
+            for entry in fs::read_dir(theirs).map_err(io_error("read", theirs))? {
+                let entry = entry.map_err(io_error("read", theirs))?;
+                if !entry.file_type().map_err(io_error("inspect", &entry.path()))?.is_file() {
+                    continue;
+                }
+                let name = entry.file_name();
+                let mut to = ours.join(&name);
+                if to.try_exists().map_err(io_error("check", &to))? {
+                    to = ours.join(format!("{}.from-{from}", name.to_string_lossy()));
+                }
+                fs::rename(entry.path(), &to).map_err(io_error("adopt", &entry.path()))?;
             }
-            let name = entry.file_name();
-            let mut to = self.dead.join(&name);
-            if to.try_exists().map_err(io_error("check", &to))? {
-                to = self.dead.join(format!("{}.from-{from}", name.to_string_lossy()));
-            }
-            fs::rename(entry.path(), &to).map_err(io_error("adopt", &entry.path()))?;
         }
-        for place in [&self.dir, &self.dead, &other.dir, &other.dead] {
+        for place in [&self.dir, &self.dead, &self.delivered, &other.dir, &other.dead, &other.delivered] {
             sync_dir(place)?;
         }
         Ok(adopted)
     }
 
-    /// Removes an emptied spool while still holding its lock: `dead/`, `active/` and `.lock`,
+    /// Removes an emptied spool while still holding its lock: `dead/`, `active/`, `delivered/`
+    /// and `.lock`,
     /// and the directory itself when `whole` (the top of an older version's spool is kept, as
     /// the workers' spools live in it). Fails, leaving the rest, on anything left in it.
     pub fn retire(self, whole: bool) -> Result<(), RecordsError> {
-        for place in [&self.active, &self.dead] {
+        for place in [&self.active, &self.dead, &self.delivered] {
             fs::remove_dir(place).map_err(io_error("remove", place))?;
         }
         let lock = self.dir.join(LOCK);
@@ -378,14 +386,12 @@ impl Spool {
         }
     }
 
-    /// Forgets a record n8n has acknowledged.
-    pub fn remove(&self, id: &RecordId) -> Result<(), RecordsError> {
-        let path = self.record(id);
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.dir),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(RecordsError::Io { action: "remove", path, source }),
-        }
+    /// Takes a record n8n has acknowledged out of the waiting ones, into `delivered/`, which
+    /// keeps the last `keep`.
+    pub fn deliver(&self, id: &RecordId, keep: usize) -> Result<(), RecordsError> {
+        delivered::archive(&self.record(id), &self.delivered, keep)?;
+        sync_dir(&self.delivered)?;
+        sync_dir(&self.dir)
     }
 
     /// Moves a record n8n refused to `dead/`, with n8n's answer beside it, and returns where it
@@ -412,9 +418,9 @@ fn parent_of(dir: &Path) -> &Path {
     dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
-/// Creates `dead/` and `active/` in the spool `dir` where missing.
+/// Creates `dead/`, `active/` and `delivered/` in the spool `dir` where missing.
 fn create_places(dir: &Path) -> Result<(), RecordsError> {
-    for place in [dir.join(DEAD), dir.join(ACTIVE)] {
+    for place in [dir.join(DEAD), dir.join(ACTIVE), dir.join(DELIVERED)] {
         if !place.is_dir() {
             create_private_dir(&place)?;
         }
@@ -467,7 +473,7 @@ fn open_lock(path: &Path) -> Result<File, RecordsError> {
 struct Exposure {
     /// The spool directory's permission bits.
     mode: u32,
-    /// Records and answers (waiting or in `dead/`) that others may read once in the directory.
+    /// Records and answers (waiting, in `dead/` or in `delivered/`) that others may read once in the directory.
     readable_files: usize,
 }
 
@@ -480,7 +486,7 @@ fn exposure(dir: &Path) -> Result<Option<Exposure>, RecordsError> {
         return Ok(None);
     }
     let mut readable_files = 0;
-    for place in [dir.to_path_buf(), dir.join(DEAD), dir.join(ACTIVE)] {
+    for place in [dir.to_path_buf(), dir.join(DEAD), dir.join(ACTIVE), dir.join(DELIVERED)] {
         for entry in fs::read_dir(&place).map_err(io_error("read", &place))? {
             let entry = entry.map_err(io_error("read", &place))?;
             let metadata = entry.metadata().map_err(io_error("inspect", &entry.path()))?;
@@ -535,9 +541,14 @@ mod tests {
         let body = b"{\"name\":\"\xe0\xa4\xa8\"}\n".to_vec();
         spool.put(&id("AJ_1"), &body).expect("stored");
         assert_eq!(fs::read(dir.path().join("AJ_1.json")).expect("on disk"), body);
-        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead"], "no temporary file is left");
-        assert_eq!(spool.read(&id("AJ_1")).expect("readable"), Some(body));
-        spool.remove(&id("AJ_1")).expect("removed");
+        assert_eq!(
+            names(dir.path()),
+            [".lock", "AJ_1.json", "active", "dead", "delivered"],
+            "no temporary file is left"
+        );
+        assert_eq!(spool.read(&id("AJ_1")).expect("readable"), Some(body.clone()));
+        spool.deliver(&id("AJ_1"), 50).expect("delivered");
+        assert_eq!(fs::read(dir.path().join("delivered/AJ_1.json")).expect("archived"), body);
         assert_eq!(spool.read(&id("AJ_1")).expect("readable"), None);
         assert!(spool.list().expect("listed").is_empty());
     }
@@ -568,7 +579,7 @@ mod tests {
         spool.bury(&id("AJ_1"), "HTTP 400").expect("buried");
         let error = spool.put(&id("AJ_1"), b"third").expect_err("dead duplicate");
         assert!(error.to_string().contains("AJ_1"), "{error}");
-        assert_eq!(names(dir.path()), [".lock", "active", "dead"], "no temporary file is left");
+        assert_eq!(names(dir.path()), [".lock", "active", "dead", "delivered"], "no temporary file is left");
     }
 
     #[test]
@@ -592,7 +603,7 @@ mod tests {
         fs::write(dir.path().join("AJ_2.0123456789abcdef.tmp"), "{\"half").expect("writable");
         fs::write(dir.path().join("dead/AJ_3.0123456789abcdef.tmp"), "HTTP").expect("writable");
         let spool = Spool::open(dir.path()).expect("opens");
-        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead"]);
+        assert_eq!(names(dir.path()), [".lock", "AJ_1.json", "active", "dead", "delivered"]);
         assert!(names(&dir.path().join("dead")).is_empty());
         assert_eq!(spool.list().expect("listed"), [id("AJ_1")]);
     }

@@ -5,7 +5,8 @@
 //! records, so nothing is sent twice. A worker that dies leaves its sub-spool behind, its lock
 //! released by the OS (even after kill -9); the next worker to start takes that lock, moves the
 //! records in (checkpoints of cut-off calls become `worker_lost` records as they are opened),
-//! delivers them as its own and removes the emptied sub-spool. Records an older version kept
+//! delivers them as its own and removes the emptied sub-spool (its `delivered/` archive moves
+//! along). Records an older version kept
 //! directly in `SPOOL_DIR` are adopted the same way, once no older worker holds `SPOOL_DIR/.lock`.
 //!
 //! Moving a record is one rename between two locked spools, so at any instant it is in exactly
@@ -21,7 +22,7 @@ use super::spool::{Spool, create_private_dir};
 pub(super) const WORKERS: &str = "workers";
 
 /// What an older version's spool, kept directly in `SPOOL_DIR`, always has.
-const LEGACY_MARKS: [&str; 3] = [".lock", "dead", "active"];
+const LEGACY_MARKS: [&str; 4] = [".lock", "dead", "active", "delivered"];
 
 /// A new id for this worker process: its host name (the container's, under compose), so a
 /// person can tell whose sub-spool is whose, and a random part, as a restarted container keeps

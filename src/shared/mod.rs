@@ -44,10 +44,15 @@ pub const PREFIX: &str = "voice-agent";
 /// A Redis that takes longer to answer one command is taken as down: requests must not wait on it.
 const ANSWER_WITHIN: Duration = Duration::from_millis(500);
 
+/// Why the shared state cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
+    /// REDIS_URL does not name a Redis server.
     #[error("REDIS_URL is not a Redis URL (redis://[:password@]host[:port][/db]): {reason}")]
-    Url { reason: String },
+    Url {
+        /// What the Redis client found wrong with it (never the URL, which may hold a password).
+        reason: String,
+    },
 }
 
 /// A handle on the shared state, cheap to clone; see the [module documentation](self).

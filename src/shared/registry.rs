@@ -16,9 +16,11 @@ use super::{PREFIX, Shared};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallEntry {
+    /// The worker's id, which also names its sub-spool of SPOOL_DIR.
     pub worker: String,
     /// The LiveKit job id, which is also the call record's id.
     pub call_id: String,
+    /// The LiveKit room of the call.
     pub room: String,
     /// The agent profile, when the dispatch said which.
     pub agent: Option<String>,
@@ -41,7 +43,9 @@ struct WorkerEntry<'a> {
 /// How often entries are written, and how long they outlive the last write.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistryTiming {
+    /// How often the worker writes its entries.
     pub refresh: Duration,
+    /// How long an entry outlives its last write: a dead worker's entries vanish after this.
     pub expiry: Duration,
 }
 

@@ -1,6 +1,6 @@
 //! The token server: the Python system's HTTP API (`/api/token`, `/api/languages`,
-//! `/api/config/{agentId}`, `/api/invalidate-cache`, `/health`) plus `/api/agents`, and the page
-//! people talk to the agent through.
+//! `/api/config/{agentId}`, `/api/invalidate-cache`, `/health`) plus `/api/agents`, the page
+//! people talk to the agent through, and the operator's view at `/admin` (`admin/`).
 //!
 //! Every `/api/` route is rate limited per client (`/api/token` by TOKEN_RATE_LIMIT_PER_MIN, the
 //! others by API_RATE_LIMIT_PER_MIN), every response carries the page's security headers
@@ -29,6 +29,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
+pub use admin::{CallsError, LiveCall, LiveCalls, RoomService};
 pub use error::ApiError;
 use rate_limit::RateLimiter;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     shared: Option<Shared>,
     /// LIVEKIT_PUBLIC_URL as browsers are given it: no credentials, no trailing slash.
     livekit_url_for_browsers: String,
+    /// The calls going on now, for the admin page.
+    live_calls: Arc<dyn LiveCalls>,
 }
 
 impl AppState {
@@ -57,12 +60,20 @@ impl AppState {
         let shared = settings.redis_url.as_ref().and_then(|url| {
             Shared::new(url).inspect_err(|e| tracing::error!("{e}; this token server works alone")).ok()
         });
-        Self { settings, profiles, token_limiter, api_limiter, shared, livekit_url_for_browsers }
+        let livekit = &settings.livekit;
+        let live_calls = Arc::new(RoomService::new(&livekit.url, livekit.api_key.clone(), livekit.api_secret.clone()));
+        Self { settings, profiles, token_limiter, api_limiter, shared, livekit_url_for_browsers, live_calls }
     }
 
     /// The state shared with other instances, when REDIS_URL is set.
     pub fn shared(&self) -> Option<&Shared> {
         self.shared.as_ref()
+    }
+
+    /// Takes the live calls from `source` (a registry) rather than from LiveKit's RoomService.
+    pub fn with_live_calls(mut self, source: Arc<dyn LiveCalls>) -> Self {
+        self.live_calls = source;
+        self
     }
 
     fn client_address(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
@@ -145,16 +156,20 @@ pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.settings.web.cors_origins);
     let policy = security::content_security_policy(&without_credentials(&state.settings.livekit.public_url));
     let policy = Arc::new(HeaderValue::from_str(&policy).expect("a policy built from a parsed URL is a valid header"));
+    let (admin_page, admin_api) = admin::routes();
+    let admin_api = admin_api.layer(middleware::map_response(admin::no_store));
     let limited = Router::new()
         .route("/api/languages", get(catalog::languages))
         .route("/api/agents", get(catalog::agents))
         .route("/api/config/{agent_id}", get(catalog::config))
         .route("/api/invalidate-cache", post(admin::invalidate_cache))
+        .merge(admin_api)
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_api));
     let api = Router::new()
         .route("/api/token", post(token::issue))
         .route("/health", get(catalog::health))
         .merge(limited)
+        .merge(admin_page.layer(middleware::map_response(admin::no_store)))
         .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
         .with_state(state.clone());
     let router = api

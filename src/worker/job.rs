@@ -1,7 +1,7 @@
 //! Running one job: choose the profile from the dispatch metadata, join the room, run the
 //! session, and end when the caller leaves or the job is stopped.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 
+use super::AGENT_ID_ATTRIBUTE;
 use super::session::{AgentSession, CallChoice, EndReason, JobContext};
 use crate::livekit::room::{self, ConnectOptions, Participant, ParticipantKind, RoomEvent};
 use crate::profiles::{AgentProfile, ProfileStore};
@@ -189,6 +190,10 @@ pub async fn run(
         && let Err(e) = room.set_name(&profile.name).await
     {
         tracing::warn!(job = %job.id, "cannot take the agent's name: {e}");
+    }
+    let agent_id = HashMap::from([(AGENT_ID_ATTRIBUTE.to_owned(), profile.id.clone())]);
+    if let Err(e) = room.set_attributes(agent_id).await {
+        tracing::warn!(job = %job.id, "cannot say which agent this is: {e}");
     }
     tracing::info!(job = %job.id, room = %room.name(), agent = %profile.id, language = %choice.language, voice = %choice.voice, "agent joined");
     let (relayed, relay_events) = mpsc::unbounded_channel();

@@ -36,6 +36,10 @@ pub use session::{AgentSession, CallChoice, EndReason, JobContext, LoopbackSessi
 use state::WorkerState;
 pub use state::{Limits, Snapshot};
 
+/// The participant attribute in which the agent tells the room which profile it runs, so an
+/// operator's list of live calls (the token server's `/admin`) can say which agent is in each.
+pub const AGENT_ID_ATTRIBUTE: &str = "agentId";
+
 const STATUS_INTERVAL: Duration = Duration::from_millis(2_500);
 /// We ping so a connection that died silently is noticed: nothing heard for the silence limit
 /// means it is gone.

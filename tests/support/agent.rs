@@ -17,6 +17,7 @@ use voice_agent::livekit::room::{self, ConnectOptions, LocalAudioTrack, Particip
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
 use voice_agent::records::{Outbox, OutboxConfig};
+use voice_agent::worker::AgentSession;
 
 use super::livekit::{LOOPBACK, dev_server};
 use super::mocks::deepgram::MockDeepgram;
@@ -45,7 +46,8 @@ pub struct Stage {
     /// n8n's lead-capture webhook, where call records go.
     pub leads: MockLeads,
     pub worker: RunningWorker,
-    _spool: tempfile::TempDir,
+    /// SPOOL_DIR of the worker's outbox.
+    pub spool: tempfile::TempDir,
 }
 
 /// A call record as n8n received it.
@@ -64,8 +66,36 @@ impl Stage {
         Self::start_with_tools(profiles, None, None).await
     }
 
+    /// A stage whose worker registers under `agent_name`, so it only takes explicit dispatches.
+    pub async fn start_named(agent_name: &str) -> Self {
+        Self::launch(agent_name, worker::profiles(), |providers, outbox| {
+            Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox))
+        })
+        .await
+    }
+
     /// A stage whose profiles' tools reach n8n at `n8n` (N8N_BASE_URL), signed with `secret`.
     pub async fn start_with_tools(profiles: Arc<ProfileStore>, n8n: Option<Url>, secret: Option<Secret>) -> Self {
+        Self::start_with_session(profiles, move |providers, outbox| {
+            Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox).with_n8n(n8n, secret))
+        })
+        .await
+    }
+
+    /// A stage whose worker runs the agent `session` makes from the mocks' provider settings and
+    /// the stage's outbox (the profile-driven agent, or one written with the public API).
+    pub async fn start_with_session(
+        profiles: Arc<ProfileStore>,
+        session: impl FnOnce(ProviderSettings, Outbox) -> Arc<dyn AgentSession>,
+    ) -> Self {
+        Self::launch("", profiles, session).await
+    }
+
+    async fn launch(
+        agent_name: &str,
+        profiles: Arc<ProfileStore>,
+        session: impl FnOnce(ProviderSettings, Outbox) -> Arc<dyn AgentSession>,
+    ) -> Self {
         // `RUST_LOG=voice_agent=debug cargo test ...` shows the worker's logs of a failing test.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -87,10 +117,10 @@ impl Stage {
         let spool = tempfile::tempdir().expect("a spool directory");
         let outbox = OutboxConfig::new(spool.path().to_path_buf(), Some(leads.url()), None);
         let outbox = Outbox::start(outbox).await.expect("the outbox opens");
-        let session = Arc::new(PipelineSession::new(providers, reqwest::Client::new(), outbox).with_n8n(n8n, secret));
-        let worker = worker::start_with_profiles(&server.url(), "", 4, session, profiles);
+        let session = session(providers, outbox);
+        let worker = worker::start_with_profiles(&server.url(), agent_name, 4, session, profiles);
         worker.registered().await;
-        Self { server, sarvam, llm, openai, deepgram, elevenlabs, leads, worker, _spool: spool }
+        Self { server, sarvam, llm, openai, deepgram, elevenlabs, leads, worker, spool }
     }
 
     /// The first call record n8n received, waiting up to `limit` for it.
@@ -166,6 +196,8 @@ pub struct Heard {
     pub agent_identity: Option<String>,
     /// When the agent left the room, if it did.
     pub agent_left: Option<Instant>,
+    /// Why the server disconnected the caller, if it did.
+    pub disconnected: Option<String>,
 }
 
 pub struct Caller {
@@ -288,6 +320,7 @@ async fn record(mut events: mpsc::UnboundedReceiver<RoomEvent>, heard: Arc<Mutex
             RoomEvent::ParticipantDisconnected { participant, .. } if participant.kind == ParticipantKind::Agent => {
                 heard_now.agent_left = Some(Instant::now());
             }
+            RoomEvent::Disconnected { reason } => heard_now.disconnected = Some(reason),
             RoomEvent::TrackSubscribed { mut track } => {
                 let heard = heard.clone();
                 listeners.push(Recorder(tokio::spawn(async move {

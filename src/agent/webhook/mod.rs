@@ -32,6 +32,7 @@ pub struct WebhookToolConfig {
     /// The name, description and JSON-schema parameters the model sees; arguments that do not
     /// fit the parameters go back to the model instead of to the webhook.
     pub spec: ToolSpec,
+    /// Where each call is POSTed as JSON: the arguments with the call, caller and lead so far.
     pub url: Url,
     /// For one try; a tool without side effects is tried once more after a timeout.
     pub timeout: Duration,

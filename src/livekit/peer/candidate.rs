@@ -7,32 +7,47 @@ use serde::{Deserialize, Serialize};
 /// The W3C `RTCIceCandidateInit` shape carried in `TrickleRequest.candidateInit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CandidateInit {
+    /// The `candidate:...` SDP attribute value; empty marks the end of candidates.
     pub candidate: String,
     #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
+    /// The media section (mid) the candidate belongs to; LiveKit bundles everything on one.
     pub sdp_mid: Option<String>,
     #[serde(rename = "sdpMLineIndex", default, skip_serializing_if = "Option::is_none")]
+    /// The index of that media section's `m=` line.
     pub sdp_m_line_index: Option<u32>,
     #[serde(rename = "usernameFragment", default, skip_serializing_if = "Option::is_none")]
+    /// The ICE ufrag the candidate was gathered for, when the sender names it (ICE restarts).
     pub username_fragment: Option<String>,
 }
 
+/// Why a trickled candidate was dropped; the call goes on with the candidates that did parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CandidateError {
+    /// The trickle payload is not candidate-init JSON.
     #[error("the candidate JSON is malformed: {0}")]
     Json(String),
+    /// The JSON is fine but the candidate is not one we can use (mDNS, unparsable SDP).
     #[error("the candidate `{candidate}` cannot be used: {why}")]
-    Unusable { candidate: String, why: String },
+    Unusable {
+        /// The candidate text, cut to 120 characters.
+        candidate: String,
+        /// What str0m objected to.
+        why: String,
+    },
 }
 
 impl CandidateInit {
+    /// Wraps one of our `candidate:...` lines for trickling on media section `mid`.
     pub fn new(candidate: String, mid: &str) -> Self {
         Self { candidate, sdp_mid: Some(mid.to_owned()), sdp_m_line_index: Some(0), username_fragment: None }
     }
 
+    /// Reads the JSON a peer trickled (`TrickleRequest.candidateInit`).
     pub fn parse(json: &str) -> Result<Self, CandidateError> {
         serde_json::from_str(json).map_err(|e| CandidateError::Json(e.to_string()))
     }
 
+    /// The JSON to put in `TrickleRequest.candidateInit`.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a struct of strings and numbers always serializes")
     }

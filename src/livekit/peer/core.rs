@@ -24,20 +24,33 @@ const MAX_PENDING_DATA_BYTES: usize = 4 * 1024 * 1024;
 /// str0m asks for time at least this often; bounds how long a quiet peer sleeps.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 
+/// Why a negotiation step or a send failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerError {
+    /// The remote SDP could not be parsed.
     #[error("the {what} SDP is malformed: {why}")]
-    BadSdp { what: &'static str, why: String },
+    BadSdp {
+        /// `offer` or `answer`.
+        what: &'static str,
+        /// str0m's complaint.
+        why: String,
+    },
+    /// str0m could not apply the SDP or build an offer.
     #[error("negotiation failed: {0}")]
     Negotiation(String),
+    /// An answer arrived while we had no offer outstanding.
     #[error("there is no pending offer to apply this answer to")]
     NoPendingOffer,
+    /// Audio was written to a mid we do not send on.
     #[error("no media section {0} that can send")]
     UnknownMid(String),
+    /// The remote side did not accept Opus on this mid.
     #[error("media section {0} has no Opus payload type")]
     NoOpus(String),
+    /// The named channel's send queue hit its byte limit.
     #[error("data channel `{0}` backlog is full; the peer is not reading")]
     DataBacklog(String),
+    /// The connection is dead (ICE failed or str0m errored); nothing more will work.
     #[error("the peer connection failed: {0}")]
     Failed(String),
 }
@@ -53,6 +66,7 @@ pub struct PeerConfig {
 /// A data channel to open in an offer, as LiveKit names and configures them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelSpec {
+    /// The label LiveKit routes by: `_reliable` or `_lossy`.
     pub label: String,
     /// Unordered and never retransmitted (`_lossy`), else ordered and reliable.
     pub lossy: bool,
@@ -61,46 +75,72 @@ pub struct ChannelSpec {
 /// Changes to negotiate in the next offer.
 #[derive(Debug, Clone, Default)]
 pub struct OfferRequest {
+    /// Data channels to open.
     pub channels: Vec<ChannelSpec>,
     /// Send-only audio sections: `(msid stream id, msid track id)`.
     pub add_audio: Vec<(String, String)>,
     /// Sections to stop sending on (their track went away).
     pub deactivate: Vec<String>,
+    /// New ICE credentials, after the network path broke.
     pub ice_restart: bool,
 }
 
 /// An Opus frame received on a media section.
 #[derive(Debug, Clone)]
 pub struct MediaPacket {
+    /// The media section it arrived on, which names the track.
     pub mid: String,
     /// RTP time in 48 kHz units, extended past 32-bit wrap-around.
     pub rtp_time: u64,
+    /// When its datagram arrived.
     pub network_time: Instant,
     /// False after a gap in RTP sequence numbers: a frame was lost just before this one.
     pub contiguous: bool,
+    /// The Opus payload.
     pub data: Arc<[u8]>,
 }
 
+/// What happened on the connection, for the driver to act on.
 #[derive(Debug, Clone)]
 pub enum PeerEvent {
     /// A local candidate to trickle, as `candidate:...` text.
     LocalCandidate(String),
+    /// ICE and DTLS are up; media and data can flow.
     Connected,
+    /// ICE moved to this state (disconnected is often temporary).
     IceState(IceConnectionState),
+    /// The data channel with this label opened; queued sends go out.
     ChannelOpen(String),
+    /// A message on a data channel.
     ChannelData {
+        /// The channel's label.
         label: String,
+        /// The message bytes.
         data: Vec<u8>,
     },
+    /// The data channel with this label closed.
     ChannelClosed(String),
+    /// An Opus frame arrived.
     Media(MediaPacket),
+    /// The connection is closed; nothing more will flow.
     Closed,
+    /// The connection died; why, for logs.
     Failed(String),
 }
 
+/// What the core asks its driver to do.
 #[derive(Debug)]
 pub enum CoreOutput {
-    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
+    /// Send a UDP datagram.
+    Transmit {
+        /// The local address to send from.
+        source: SocketAddr,
+        /// The remote address.
+        destination: SocketAddr,
+        /// The datagram.
+        contents: Vec<u8>,
+    },
+    /// Report an event.
     Event(PeerEvent),
 }
 
@@ -112,6 +152,8 @@ struct ChannelState {
     pending_bytes: usize,
 }
 
+/// One PeerConnection's state. Call [`handle_timeout`](Self::handle_timeout) at
+/// [`next_timeout`](Self::next_timeout) and drain [`poll_output`](Self::poll_output) after every call.
 pub struct PeerCore {
     rtc: Rtc,
     channels: HashMap<ChannelId, ChannelState>,
@@ -129,6 +171,7 @@ pub struct PeerCore {
 }
 
 impl PeerCore {
+    /// A connection with no media sections yet, Opus as its only codec.
     pub fn new(config: PeerConfig, now: Instant) -> Self {
         let rtc = RtcConfig::new().set_ice_lite(config.ice_lite).clear_codecs().enable_opus(true, false).build(now);
         Self {
@@ -153,6 +196,7 @@ impl PeerCore {
         text
     }
 
+    /// A candidate the remote side trickled.
     pub fn add_remote_candidate(&mut self, candidate: Candidate, now: Instant) {
         self.rtc.add_remote_candidate(candidate);
         self.drain(now);
@@ -202,6 +246,7 @@ impl PeerCore {
         Ok(offer)
     }
 
+    /// Applies the answer to our pending offer.
     pub fn accept_answer(&mut self, answer: &str, now: Instant) -> Result<(), PeerError> {
         let pending = self.pending_offer.take().ok_or(PeerError::NoPendingOffer)?;
         let parsed =
@@ -217,6 +262,7 @@ impl PeerCore {
         self.local_tracks.iter().map(|(track, mid)| (track.clone(), mid.to_string())).collect()
     }
 
+    /// The media sections of the latest remote SDP by mid, with the track each carries.
     pub fn remote_sections(&self) -> &BTreeMap<String, MediaSection> {
         &self.remote_sections
     }
@@ -273,6 +319,7 @@ impl PeerCore {
         Ok(())
     }
 
+    /// A UDP datagram that arrived on one of our sockets.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
         let Ok(contents) = contents.try_into() else { return };
         let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
@@ -284,6 +331,7 @@ impl PeerCore {
         }
     }
 
+    /// Lets time pass: ICE checks, retransmissions, keepalives.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             self.fail(e.to_string());
@@ -291,18 +339,22 @@ impl PeerCore {
         self.drain(now);
     }
 
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, at most 100 ms away.
     pub fn next_timeout(&self) -> Instant {
         self.next_timeout
     }
 
+    /// The next thing to transmit or report, oldest first.
     pub fn poll_output(&mut self) -> Option<CoreOutput> {
         self.outputs.pop_front()
     }
 
+    /// False once the connection failed or closed; the driver then stops.
     pub fn is_alive(&self) -> bool {
         !self.failed && self.rtc.is_alive()
     }
 
+    /// Closes the connection; a `Closed` event follows.
     pub fn close(&mut self, now: Instant) {
         if let Err(e) = self.rtc.close() {
             tracing::debug!("closing the peer connection: {e}");

@@ -8,41 +8,61 @@
 /// What one `m=` section says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSection {
+    /// Position among the `m=` lines, from 0 (the `sdpMLineIndex` of candidates).
     pub index: usize,
+    /// The media type on the `m=` line.
     pub kind: SectionKind,
+    /// The `a=mid` value; empty when the section has none.
     pub mid: String,
+    /// The `a=sendrecv`/`sendonly`/`recvonly`/`inactive` attribute (`sendrecv` when absent).
     pub direction: SdpDirection,
+    /// The track the section carries, from `a=msid`, if any.
     pub msid: Option<Msid>,
+    /// The SSRCs announced with `a=ssrc`, in order, without repeats.
     pub ssrcs: Vec<u32>,
     /// `port 0` outside a BUNDLE: the section is rejected or stopped.
     pub port_zero: bool,
 }
 
+/// The media type of an `m=` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionKind {
+    /// `m=audio`.
     Audio,
+    /// `m=video`.
     Video,
+    /// `m=application`: the SCTP data channels.
     Application,
+    /// Any other media type.
     Other,
 }
 
+/// A section's direction, from the point of view of the SDP's author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SdpDirection {
+    /// Sends and receives.
     SendRecv,
+    /// Only sends.
     SendOnly,
+    /// Only receives.
     RecvOnly,
+    /// Neither: the track is paused or gone.
     Inactive,
 }
 
 impl SdpDirection {
+    /// Whether the SDP's author sends media on the section.
     pub fn sends(self) -> bool {
         matches!(self, Self::SendRecv | Self::SendOnly)
     }
 }
 
+/// An `a=msid:<stream> <track>` attribute: which stream and track a section carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msid {
+    /// The stream id; LiveKit puts the publisher's participant sid in it.
     pub stream_id: String,
+    /// The track id; LiveKit uses the track sid (`TR_...`).
     pub track_id: String,
 }
 

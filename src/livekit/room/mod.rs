@@ -36,6 +36,7 @@ pub enum Scenario {
     NodeFailure,
 }
 
+/// How to join a room; the default suits an agent.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Subscribe to every track in the room (what agents want).
@@ -80,10 +81,12 @@ pub async fn connect(
 }
 
 impl Room {
+    /// The room's name as the server reported it on join.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// Our participant identity, as granted by the token.
     pub fn local_identity(&self) -> &str {
         &self.local_identity
     }

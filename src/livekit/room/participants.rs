@@ -7,11 +7,16 @@ use livekit_protocol::{ParticipantInfo, TrackInfo, TrackSource, TrackType, parti
 
 use super::events::RoomEvent;
 
+/// What kind of client a participant is, from `ParticipantInfo.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParticipantKind {
+    /// A person's app or browser.
     Standard,
+    /// An agent worker (such as ourselves); agents usually ignore each other.
     Agent,
+    /// A phone caller bridged by LiveKit SIP.
     Sip,
+    /// A kind this version does not know (ingress, egress...), as its protobuf number.
     Other(i32),
 }
 
@@ -26,12 +31,18 @@ impl ParticipantKind {
     }
 }
 
+/// A track a participant publishes, as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Track {
+    /// The server-assigned track sid (`TR_...`).
     pub sid: String,
+    /// The name the publisher gave it.
     pub name: String,
+    /// Audio rather than video.
     pub audio: bool,
+    /// Its source is a microphone (rather than screen share audio and the like).
     pub microphone: bool,
+    /// The publisher muted it; no media flows.
     pub muted: bool,
 }
 
@@ -47,19 +58,27 @@ impl Track {
     }
 }
 
+/// A remote participant as last described by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
+    /// The server-assigned participant sid (`PA_...`), new on every join.
     pub sid: String,
+    /// The identity from the participant's token; stable across rejoins.
     pub identity: String,
+    /// The display name; may be empty.
     pub name: String,
+    /// What kind of client it is.
     pub kind: ParticipantKind,
+    /// Free-form metadata from the token or the participant; may be empty.
     pub metadata: String,
+    /// Key-value attributes (LiveKit agents publish their state here).
     pub attributes: HashMap<String, String>,
+    /// The tracks it publishes.
     pub tracks: Vec<Track>,
 }
 
 impl Participant {
-    pub fn from_proto(info: &ParticipantInfo) -> Self {
+    pub(crate) fn from_proto(info: &ParticipantInfo) -> Self {
         Self {
             sid: info.sid.clone(),
             identity: info.identity.clone(),

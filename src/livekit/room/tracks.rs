@@ -25,8 +25,11 @@ const MAX_CONCEAL_CHUNK: u64 = 5760;
 /// Someone else's audio track, subscribed. Decoding happens in [`recv`](Self::recv), on the
 /// consumer's own task, so an unused track costs nothing but its queue.
 pub struct RemoteAudioTrack {
+    /// The publisher's identity.
     pub participant_identity: String,
+    /// The publisher's sid for this session (`PA_...`).
     pub participant_sid: String,
+    /// The track's sid (`TR_...`).
     pub track_sid: String,
     packets: mpsc::Receiver<MediaPacket>,
     decoder: OpusDecoder,
@@ -250,6 +253,7 @@ impl LocalAudioTrack {
         lock(&self.outgoing).paused = true;
     }
 
+    /// Lets queued audio play again after [`pause`](Self::pause).
     pub fn resume(&self) {
         lock(&self.outgoing).paused = false;
     }

@@ -15,6 +15,7 @@ use super::ConnectError;
 use super::frames::{FrameError, decode_response};
 use super::url::validate_url;
 
+/// The signal WebSocket, over TLS for wss URLs.
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// LiveKit answers a join with its first frame at once; far longer means something is wrong.

@@ -11,28 +11,36 @@ use prost::Message;
 /// hostile peer can make us decode.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 
+/// Why a signalling frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    /// Over the 1 MiB frame limit; the size in bytes.
     #[error("the signalling frame is {0} bytes, over the {MAX_FRAME_BYTES}-byte limit")]
     TooLarge(usize),
+    /// Not protobuf of the expected message type.
     #[error("the signalling frame is not a valid protobuf: {0}")]
     Malformed(String),
+    /// No message, or one this build does not know: skip it, as LiveKit clients do.
     #[error("the signalling frame carries no message")]
     Empty,
 }
 
+/// Encodes what a client sends, one binary frame's payload.
 pub fn encode_request(message: signal_request::Message) -> Vec<u8> {
     SignalRequest { message: Some(message) }.encode_to_vec()
 }
 
+/// Encodes what a server sends a client.
 pub fn encode_response(message: signal_response::Message) -> Vec<u8> {
     SignalResponse { message: Some(message) }.encode_to_vec()
 }
 
+/// Encodes what an agent worker sends the server.
 pub fn encode_worker_message(message: worker_message::Message) -> Vec<u8> {
     WorkerMessage { message: Some(message) }.encode_to_vec()
 }
 
+/// Encodes what the server sends an agent worker.
 pub fn encode_server_message(message: server_message::Message) -> Vec<u8> {
     ServerMessage { message: Some(message) }.encode_to_vec()
 }

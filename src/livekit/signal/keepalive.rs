@@ -3,14 +3,18 @@
 
 use std::time::{Duration, Instant};
 
+/// What [`Keepalive::poll`] asks the connection to do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeepaliveAction {
+    /// Nothing until [`Keepalive::deadline`].
     Wait,
+    /// Send a ping carrying the current time.
     SendPing,
     /// Nothing arrived for the timeout: the signal connection is gone.
     Dead,
 }
 
+/// The ping schedule and liveness of one signal connection.
 #[derive(Debug, Clone)]
 pub struct Keepalive {
     interval: Duration,
@@ -36,18 +40,22 @@ impl Keepalive {
         self.last_heard = now;
     }
 
+    /// A pong answering the ping sent at `sent_at_ms` (Unix ms) arrived at `now_ms`.
     pub fn pong(&mut self, sent_at_ms: i64, now_ms: i64) {
         self.rtt = u64::try_from(now_ms - sent_at_ms).ok().map(Duration::from_millis);
     }
 
+    /// The round trip measured by the latest pong.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt
     }
 
+    /// When [`poll`](Self::poll) next has something to say.
     pub fn deadline(&self) -> Instant {
         self.next_ping.min(self.last_heard + self.timeout)
     }
 
+    /// Whether to ping, give up on the connection, or wait.
     pub fn poll(&mut self, now: Instant) -> KeepaliveAction {
         if now >= self.last_heard + self.timeout {
             KeepaliveAction::Dead

@@ -9,8 +9,10 @@ use crate::config::redact_url;
 /// OK RequestResponses) without packet trailers (protocol 17), which carry nothing for audio-only.
 pub const PROTOCOL_VERSION: u32 = 16;
 
+/// Join options carried in the `/rtc` query string.
 #[derive(Debug, Clone, Default)]
 pub struct JoinParams {
+    /// Ask the server to subscribe us to every track (`auto_subscribe=1`).
     pub auto_subscribe: bool,
 }
 

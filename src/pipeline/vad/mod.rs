@@ -21,7 +21,7 @@
 //!
 //! Two energy thresholds, the gate, sit in front of every detector. Below [`GATE_RMS`] (-70 dBFS,
 //! a muted or noise-suppressed microphone) a frame is silence. With a noise margin configured, a
-//! frame must also be that many dB above the background measured by [`floor::NoiseFloor`], or
+//! frame must also be that many dB above the background measured by `floor::NoiseFloor`, or
 //! follow one that was by less than 200 ms (the weak consonants and short gaps inside words), so
 //! a room whose noise the detector mistakes for speech reads as silence between the caller's
 //! words. A block below the gate, once a neural detector's probability has decayed, is not run
@@ -77,12 +77,16 @@ pub const NOISE_MARGIN_RANGE: std::ops::RangeInclusive<f32> = 0.0..=20.0;
 /// Which detector decides; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VadKind {
+    /// Silero VAD v6 (the default): finds turn ends in the noisiest rooms.
     Silero,
+    /// earshot's tiny network: less CPU, but takes tones and hiss for speech.
     Earshot,
+    /// libfvad (WebRTC's GMM): the cheapest; calls steady noise speech.
     Webrtc,
 }
 
 impl VadKind {
+    /// Every detector, in the order names are listed.
     pub const ALL: [VadKind; 3] = [VadKind::Silero, VadKind::Earshot, VadKind::Webrtc];
 
     /// The name profiles use.
@@ -104,6 +108,7 @@ impl VadKind {
         }
     }
 
+    /// The detector a profile names, if the name is one of [`names`](Self::names).
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.name() == name)
     }
@@ -123,6 +128,7 @@ impl fmt::Display for VadKind {
 /// How a [`Vad`] decides.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VadConfig {
+    /// Which detector to run.
     pub kind: VadKind,
     /// Speech probability from which a frame is speech (silero, earshot); see [`HYSTERESIS`].
     /// `None`: [`VadKind::default_threshold`].
@@ -144,10 +150,13 @@ impl Default for VadConfig {
 /// Why a detector could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VadError {
+    /// libfvad's mode must be 0 to 3.
     #[error("VAD aggressiveness must be 0 (least) to 3 (most aggressive), got {0}")]
     Aggressiveness(u8),
+    /// The threshold is outside [`THRESHOLD_RANGE`].
     #[error("VAD threshold must be a probability from {low} to {high}, got {0}", low = THRESHOLD_RANGE.start(), high = THRESHOLD_RANGE.end())]
     Threshold(f32),
+    /// The noise margin is outside [`NOISE_MARGIN_RANGE`].
     #[error("VAD noise margin must be {low} to {high} dB, got {0}", low = NOISE_MARGIN_RANGE.start(), high = NOISE_MARGIN_RANGE.end())]
     NoiseMargin(f32),
 }
@@ -155,7 +164,9 @@ pub enum VadError {
 /// One 20 ms frame of 16 kHz audio and whether it holds speech.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VadFrame {
+    /// The detector's verdict after hysteresis and the noise gate.
     pub speech: bool,
+    /// The frame's samples, as pushed.
     pub samples: [i16; FRAME_SAMPLES],
 }
 
@@ -181,6 +192,7 @@ enum Engine {
 }
 
 impl Vad {
+    /// A detector as configured; fails for settings out of range.
     pub fn new(config: VadConfig) -> Result<Self, VadError> {
         let threshold = config.threshold.unwrap_or(config.kind.default_threshold());
         if !THRESHOLD_RANGE.contains(&threshold) {
@@ -206,6 +218,7 @@ impl Vad {
         })
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &VadConfig {
         &self.config
     }

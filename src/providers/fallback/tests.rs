@@ -189,7 +189,8 @@ async fn a_model_the_request_names_is_the_first_providers_and_stand_ins_keep_the
     assert!(matches!(&answer[0], Ok(ChatDelta::Text(text)) if text == "answer of groq"), "{answer:?}");
     assert_eq!(groq.last(), "llama-3.1-8b-instant");
     groq.failing.store(true, Ordering::SeqCst);
-    let _stream = chat.stream(request).await.expect("served by the stand-in");
+    let stood_in: Vec<_> = chat.stream(request).await.expect("served by the stand-in").collect().await;
+    assert!(matches!(&stood_in[0], Ok(ChatDelta::Text(text)) if text == "answer of openai"), "{stood_in:?}");
     assert_eq!(openai.last(), "gpt-4.1-mini", "a stand-in never gets another provider's model");
 }
 

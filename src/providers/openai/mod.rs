@@ -118,7 +118,7 @@ impl SttProvider for Transcription {
     }
 
     fn build(&self, access: &Access, options: &Options) -> Result<Arc<dyn SpeechToText>, String> {
-        Ok(Arc::new(transcribe::Transcriber::new(access.clone(), read_stt(options).0)))
+        Ok(Arc::new(transcribe::transcriber(access.clone(), read_stt(options).0)))
     }
 
     fn default_price(&self, model: &str) -> Option<Price> {

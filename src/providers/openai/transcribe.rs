@@ -1,9 +1,6 @@
 //! `POST /audio/transcriptions` (multipart): the utterance is buffered and uploaded as one WAV
 //! file when it finishes, with the language as ISO-639-1 (`hi`, not `hi-IN`).
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use futures_util::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
@@ -12,22 +9,16 @@ use super::{AUTH, PROVIDER, SttOptions, iso_639_1};
 use crate::providers::ProviderError;
 use crate::providers::http::{Post, endpoint};
 use crate::providers::registry::Access;
-use crate::providers::stt::{SAMPLE_RATE, SpeechToText, Tail, Transcript, Utterance};
-use crate::providers::tts::wav;
+use crate::providers::stt::whole_file::{FileTranscriber, Heard, WholeFile};
 
-pub(super) struct Transcriber {
-    client: Arc<Client>,
+/// OpenAI's transcriptions, one request per utterance.
+pub(super) fn transcriber(access: Access, options: SttOptions) -> WholeFile<Client> {
+    WholeFile::new(Client { access, options })
 }
 
-struct Client {
+pub(super) struct Client {
     access: Access,
     options: SttOptions,
-}
-
-struct Buffered {
-    client: Arc<Client>,
-    language: String,
-    audio: Tail,
 }
 
 /// The `json` answer: `{"text": ..., "usage": ...}` (gpt-4o models add usage, whisper-1 not).
@@ -36,41 +27,14 @@ struct Answer {
     text: String,
 }
 
-impl Transcriber {
-    pub(super) fn new(access: Access, options: SttOptions) -> Self {
-        Self { client: Arc::new(Client { access, options }) }
-    }
-}
-
-impl SpeechToText for Transcriber {
-    fn start(&self, language: &str) -> BoxFuture<'_, Result<Box<dyn Utterance>, ProviderError>> {
-        let utterance = Buffered { client: self.client.clone(), language: language.to_owned(), audio: Tail::default() };
-        Box::pin(async move { Ok(Box::new(utterance) as Box<dyn Utterance>) })
-    }
-}
-
-impl Utterance for Buffered {
-    fn push(&mut self, audio: &[i16]) -> BoxFuture<'_, Result<(), ProviderError>> {
-        self.audio.push(audio);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<Transcript, ProviderError>> {
-        let started = Instant::now();
-        Box::pin(async move {
-            let samples = self.audio.since(0);
-            if samples.is_empty() {
-                return Ok(Transcript { text: String::new(), language: None, latency: started.elapsed() });
-            }
-            let file = wav::encode(samples, SAMPLE_RATE);
-            let text = self.client.transcribe(&self.language, &file).await?;
-            Ok(Transcript { text, language: None, latency: started.elapsed() })
-        })
+impl FileTranscriber for Client {
+    fn transcribe<'a>(&'a self, language: &'a str, file: &'a [u8]) -> BoxFuture<'a, Result<Heard, ProviderError>> {
+        Box::pin(async move { Ok(Heard { text: self.upload(language, file).await?, language: None }) })
     }
 }
 
 impl Client {
-    async fn transcribe(&self, language: &str, file: &[u8]) -> Result<String, ProviderError> {
+    async fn upload(&self, language: &str, file: &[u8]) -> Result<String, ProviderError> {
         let access = &self.access;
         let post = Post {
             provider: PROVIDER,

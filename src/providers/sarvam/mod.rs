@@ -130,7 +130,7 @@ impl SttProvider for SarvamStt {
         Ok(if options.streaming {
             Arc::new(stt_ws::SarvamStreaming::new(config))
         } else {
-            Arc::new(stt_rest::SarvamRest::new(config, access.http.clone()))
+            Arc::new(stt_rest::transcriber(config, access.http.clone()))
         })
     }
 

@@ -1,9 +1,6 @@
 //! Sarvam speech-to-text over REST (providers.md §1a): the utterance is buffered and uploaded
 //! as one WAV file in a multipart `POST /speech-to-text` when it finishes.
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use futures_util::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
@@ -11,22 +8,16 @@ use serde::Deserialize;
 use super::{AUTH, PROVIDER, SttConfig};
 use crate::providers::ProviderError;
 use crate::providers::http::{Post, endpoint};
-use crate::providers::stt::{SAMPLE_RATE, SpeechToText, Tail, Transcript, Utterance};
-use crate::providers::tts::wav;
+use crate::providers::stt::whole_file::{FileTranscriber, Heard, WholeFile};
 
-pub(super) struct SarvamRest {
-    client: Arc<Client>,
+/// Sarvam's REST speech-to-text, one request per utterance.
+pub(super) fn transcriber(config: SttConfig, http: reqwest::Client) -> WholeFile<Client> {
+    WholeFile::new(Client { config, http })
 }
 
-struct Client {
+pub(super) struct Client {
     config: SttConfig,
     http: reqwest::Client,
-}
-
-struct RestUtterance {
-    client: Arc<Client>,
-    language: String,
-    audio: Tail,
 }
 
 #[derive(Deserialize)]
@@ -36,42 +27,17 @@ struct Answer {
     language_code: Option<String>,
 }
 
-impl SarvamRest {
-    pub(super) fn new(config: SttConfig, http: reqwest::Client) -> Self {
-        Self { client: Arc::new(Client { config, http }) }
-    }
-}
-
-impl SpeechToText for SarvamRest {
-    fn start(&self, language: &str) -> BoxFuture<'_, Result<Box<dyn Utterance>, ProviderError>> {
-        let utterance =
-            RestUtterance { client: self.client.clone(), language: language.to_owned(), audio: Tail::default() };
-        Box::pin(async move { Ok(Box::new(utterance) as Box<dyn Utterance>) })
-    }
-}
-
-impl Utterance for RestUtterance {
-    fn push(&mut self, audio: &[i16]) -> BoxFuture<'_, Result<(), ProviderError>> {
-        self.audio.push(audio);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<Transcript, ProviderError>> {
-        let started = Instant::now();
+impl FileTranscriber for Client {
+    fn transcribe<'a>(&'a self, language: &'a str, file: &'a [u8]) -> BoxFuture<'a, Result<Heard, ProviderError>> {
         Box::pin(async move {
-            let samples = self.audio.since(0);
-            if samples.is_empty() {
-                return Ok(Transcript { text: String::new(), language: None, latency: started.elapsed() });
-            }
-            let file = wav::encode(samples, SAMPLE_RATE);
-            let answer = self.client.transcribe(&self.language, &file).await?;
-            Ok(Transcript { text: answer.transcript, language: answer.language_code, latency: started.elapsed() })
+            let answer = self.upload(language, file).await?;
+            Ok(Heard { text: answer.transcript, language: answer.language_code })
         })
     }
 }
 
 impl Client {
-    async fn transcribe(&self, language: &str, file: &[u8]) -> Result<Answer, ProviderError> {
+    async fn upload(&self, language: &str, file: &[u8]) -> Result<Answer, ProviderError> {
         let post = Post {
             provider: PROVIDER,
             http: &self.http,

@@ -12,6 +12,8 @@ use futures_util::future::BoxFuture;
 
 use super::ProviderError;
 
+pub(crate) mod whole_file;
+
 /// The rate of the audio utterances take: what every provider we use takes natively.
 pub const SAMPLE_RATE: u32 = 16_000;
 
@@ -19,8 +21,10 @@ pub const SAMPLE_RATE: u32 = 16_000;
 /// is rare, and its end matters most for the reply, so only the last 30 s are kept.
 const MAX_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
 
+/// What the caller said in one utterance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transcript {
+    /// The words; empty when the provider heard none.
     pub text: String,
     /// The language the provider heard, when it says.
     pub language: Option<String>,
@@ -30,6 +34,7 @@ pub struct Transcript {
 
 /// One utterance of the caller, 16 kHz mono i16 PCM.
 pub trait Utterance: Send {
+    /// More of the utterance's audio; streaming providers send it on, others buffer it.
     fn push(&mut self, audio: &[i16]) -> BoxFuture<'_, Result<(), ProviderError>>;
     /// Words recognised so far, when the provider tells them while the caller speaks and they
     /// changed since the last call; `None` otherwise. Interruptions are confirmed by them.
@@ -55,6 +60,7 @@ pub enum Endpoint {
     UtteranceEnd,
 }
 
+/// A speech-to-text provider (or a fallback chain of them), shared by a call's utterances.
 pub trait SpeechToText: Send + Sync {
     /// Starts an utterance in `language` (e.g. "hi-IN", or "unknown" to have it detected).
     fn start(&self, language: &str) -> BoxFuture<'_, Result<Box<dyn Utterance>, ProviderError>>;

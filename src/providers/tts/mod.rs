@@ -21,6 +21,7 @@ pub const SAMPLE_RATE: u32 = 24_000;
 /// pitch) is the provider's own option, set in the profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpeechRequest {
+    /// One sentence, as it should be spoken (already made speakable).
     pub text: String,
     /// The call's language, e.g. `hi-IN`.
     pub language: String,
@@ -35,6 +36,7 @@ impl SpeechRequest {
     }
 }
 
+/// A text-to-speech provider (or a fallback chain of them).
 pub trait TextToSpeech: Send + Sync {
     /// Synthesises one sentence; audio comes as one or more chunks (mono i16 at the chunk's rate).
     ///

@@ -64,7 +64,7 @@ fn converse(caller: &noise::Caller, audio: &[i16]) -> Vec<String> {
             problems.push(format!("noise alone paused or cut the agent at {at:?} ({output:?})"));
         }
     }
-    if call.captions().first().map(String::as_str) != Some("Hello! How can I help?") {
+    if call.captions().first().is_none_or(|greeting| greeting != "Hello! How can I help?") {
         problems.push(format!("the greeting was not said whole: {:?}", call.captions().first()));
     }
     problems
