@@ -31,6 +31,8 @@ if ! $runtime_only; then
   command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
   # The shared-state tests (tests/shared_redis.rs) start their own Redis.
   [ -x /usr/bin/redis-server ] || packages+=(redis-server)
+  # The metrics test (tests/metrics_prometheus.rs) scrapes the worker and token server with it.
+  command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || packages+=(prometheus)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}" >&2

@@ -14,6 +14,7 @@
 //! - [`shared`]: state shared by every instance through Redis (optional): invalidations, rate
 //!   limits, the registry of live calls.
 //! - [`net`]: hardened HTTP serving (timeouts, connection caps, body limits) for every server.
+//! - [`metrics`]: Prometheus metrics of the worker and the token server (`GET /metrics`).
 
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod audio;
 pub mod config;
 pub mod devserver;
 pub mod livekit;
+pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod profiles;

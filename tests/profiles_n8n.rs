@@ -224,3 +224,26 @@ async fn requests_to_n8n_are_bounded_and_stale_profiles_do_not_wait_for_a_turn()
     }
     assert_eq!(n8n.most_in_flight(), 8, "never more than 8 requests to n8n at once");
 }
+
+#[tokio::test]
+async fn every_look_up_is_counted_by_its_outcome() {
+    let n8n = MockN8n::start().await;
+    n8n.answer("sales", Answer::Json(StatusCode::OK, profile_json("sales", "Sales")));
+    let mut registry = voice_agent::metrics::Registry::new();
+    let store = store(&n8n, &["local-only"], Duration::from_secs(5)).with_metrics(registry.profiles());
+    let exposition = registry.finish();
+    let start = Instant::now();
+
+    store.get_at("sales", start).await.expect("fetched");
+    store.get_at("sales", start + Duration::from_secs(1)).await.expect("cached");
+    n8n.answer("sales", Answer::ErrorInWorkflow);
+    n8n.answer("local-only", Answer::ErrorInWorkflow);
+    store.get_at("sales", start + TTL).await.expect("the stale profile");
+    store.get_at("local-only", start + TTL).await.expect("the local profile");
+
+    let text = exposition.render();
+    for (outcome, count) in [("miss", 1), ("hit", 1), ("stale", 1), ("error", 1)] {
+        let series = format!("voice_agent_profile_fetches_total{{outcome=\"{outcome}\"}} {count}\n");
+        assert!(text.contains(&series), "{series} in:\n{text}");
+    }
+}

@@ -21,7 +21,7 @@ const TRACK_NAME: &str = "agent-voice";
 impl Agent {
     /// Runs one call in the job's room until it ends, then hands its summary to the hooks.
     pub async fn run(self, context: JobContext) -> Result<CallSummary, String> {
-        let JobContext { room, events, stop, job, .. } = context;
+        let JobContext { room, events, stop, job, metrics, .. } = context;
         let started_ms = chrono::Utc::now().timestamp_millis();
         let (state, publishing) = state::publisher(room.clone());
         let track =
@@ -47,12 +47,14 @@ impl Agent {
             tools: self.tools,
             context,
             state,
+            metrics: metrics.clone(),
         };
         let core = ConversationCore::new(self.config, Instant::now(), started_ms);
         let outcome = Shell::new(core, kit).run(events, stop).await;
         let _ = publishing.await;
         let mut summary = outcome.summary;
         summary.end_reason = Some(outcome.end_reason);
+        metrics.call_ended(outcome.end_reason);
         self.hooks.call_ended(summary.clone()).await;
         Ok(summary)
     }

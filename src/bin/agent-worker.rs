@@ -13,6 +13,7 @@ use voice_agent::config::{Role, Settings, Sources, redact_url};
 use voice_agent::devserver::{self, DevServer, DevServerConfig};
 use voice_agent::livekit::room::{self, ConnectOptions};
 use voice_agent::livekit::{loopback, peer, token};
+use voice_agent::metrics::{self, Exposition};
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
 use voice_agent::providers::startup;
@@ -82,18 +83,22 @@ async fn main() -> anyhow::Result<()> {
             voice_agent::telemetry::init(settings.log_format, "info");
             voice_agent::telemetry::log_personal_data(settings.log_personal_data);
             let settings = Arc::new(settings);
-            let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
+            let mut registry = metrics::Registry::new();
+            let profiles = ProfileStore::from_settings(&settings, reqwest::Client::new())?;
+            let profiles = Arc::new(profiles.with_metrics(registry.profiles()));
             let worker_id = new_worker_id();
             let outbox = open_outbox(&settings, &worker_id).await?;
+            registry.outbox(outbox.clone());
             let session = session(&settings, &profiles, outbox.clone(), Strictness::Start).await?;
-            let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout, session);
+            let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout, session)
+                .with_metrics(registry.worker());
             let sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
             let health = bind(
                 SocketAddr::new(settings.worker.health_host, settings.worker.health_port),
                 "HEALTH_HOST, HEALTH_PORT",
             )
             .await?;
-            let result = run_worker(worker, health).await;
+            let result = run_worker(worker, health, registry.finish()).await;
             sharing.finish().await;
             outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
             result
@@ -219,13 +224,17 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
         tracing::info!(url = %server.url(), "LiveKit dev server listening");
         Some(server)
     };
-    let profiles = Arc::new(ProfileStore::from_settings(&settings, reqwest::Client::new())?);
+    // One registry for the whole process: the health port's /metrics shows the token server's
+    // series too, so `dev` needs no METRICS_PORT.
+    let mut registry = metrics::Registry::new();
+    let profiles = ProfileStore::from_settings(&settings, reqwest::Client::new())?;
+    let profiles = Arc::new(profiles.with_metrics(registry.profiles()));
     let web_address = SocketAddr::new(settings.web.host, settings.web.port);
     let web_listener = bind(web_address, "WEB_HOST, WEB_PORT").await?;
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web = tokio::spawn(web::serve(
         web_listener,
-        Arc::new(AppState::new(settings.clone(), profiles.clone())),
+        Arc::new(AppState::new(settings.clone(), profiles.clone()).with_metrics(registry.token_server())),
         async move {
             let _ = web_stopped.await;
         },
@@ -236,10 +245,12 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
             .await?;
     let worker_id = new_worker_id();
     let outbox = open_outbox(&settings, &worker_id).await?;
+    registry.outbox(outbox.clone());
     let session = session(&settings, &profiles, outbox.clone(), Strictness::Dev).await?;
-    let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session);
+    let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session)
+        .with_metrics(registry.worker());
     let sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
-    let result = run_worker(worker, health).await;
+    let result = run_worker(worker, health, registry.finish()).await;
     sharing.finish().await;
     outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
     let _ = web_stop.send(());
@@ -425,11 +436,11 @@ async fn session(
 /// The profile a call gets when it names no agent.
 const DEFAULT_PROFILE: &str = "default";
 
-/// Runs the worker with its health endpoint until it has drained. The first SIGTERM or SIGINT
-/// drains; a second exits at once.
-async fn run_worker(worker: Worker, health: TcpListener) -> anyhow::Result<()> {
+/// Runs the worker with its health endpoint (and `/metrics` from `metrics`) until it has
+/// drained. The first SIGTERM or SIGINT drains; a second exits at once.
+async fn run_worker(worker: Worker, health: TcpListener, metrics: Exposition) -> anyhow::Result<()> {
     let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
-    let health = tokio::spawn(agents::serve_health(health, worker.snapshot(), async move {
+    let health = tokio::spawn(agents::serve_health(health, worker.snapshot(), metrics, async move {
         let _ = health_stopped.await;
     }));
     let (drain, draining) = tokio::sync::oneshot::channel::<()>();

@@ -17,6 +17,7 @@ pub struct Sources {
     pub config_file: Option<PathBuf>,
     /// A `.env` file; `from_process` uses `./.env` when it exists.
     pub dotenv_file: Option<PathBuf>,
+    /// The environment's variables, which override both files.
     pub env: Vec<(String, String)>,
 }
 
@@ -33,6 +34,8 @@ pub(super) struct Merged {
 }
 
 impl Sources {
+    /// What this process was given: `config_file` (from `--config`), `./.env` when present,
+    /// and its environment.
     pub fn from_process(config_file: Option<PathBuf>) -> Self {
         let dotenv = PathBuf::from(".env");
         Self { config_file, dotenv_file: dotenv.is_file().then_some(dotenv), env: std::env::vars().collect() }

@@ -46,12 +46,16 @@ pub enum Role {
     Deliver,
 }
 
+/// How log lines are written (LOG_FORMAT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// For people reading a terminal.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
+/// The LiveKit server the worker and the token server talk to.
 #[derive(Debug, Clone)]
 pub struct LiveKitSettings {
     /// For `dev` without LIVEKIT_URL, where its embedded server will listen.
@@ -60,14 +64,18 @@ pub struct LiveKitSettings {
     pub external: bool,
     /// What browsers are told to connect to; the same as `url` unless set apart.
     pub public_url: Url,
+    /// LIVEKIT_API_KEY: names the key pair tokens are signed with.
     pub api_key: String,
+    /// LIVEKIT_API_SECRET.
     pub api_secret: Secret,
 }
 
 /// A provider vendor's account: its key (unset until a profile needs it) and endpoint.
 #[derive(Debug, Clone)]
 pub struct ProviderAccount {
+    /// `<VENDOR>_API_KEY`.
     pub api_key: Option<Secret>,
+    /// `<VENDOR>_BASE_URL`: the vendor's API, or a proxy or mock standing in for it.
     pub base_url: Url,
 }
 
@@ -76,10 +84,12 @@ pub struct ProviderAccount {
 #[derive(Debug, Clone, Default)]
 pub struct ProviderSettings {
     accounts: BTreeMap<String, ProviderAccount>,
+    /// PRICES: the operator's prices, over the providers' list prices.
     pub prices: PriceTable,
 }
 
 impl ProviderSettings {
+    /// The account of `vendor` (a registry name such as `deepgram`); `None` for an unknown one.
     pub fn account(&self, vendor: &str) -> Option<&ProviderAccount> {
         self.accounts.get(vendor)
     }
@@ -94,18 +104,24 @@ impl ProviderSettings {
 /// What a profile gets for anything it leaves out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProfileDefaults {
+    /// DEFAULT_LANGUAGE, a BCP-47 code such as `hi-IN`.
     pub language: String,
+    /// DEFAULT_VOICE, a voice of the default text-to-speech provider.
     pub voice: String,
     /// A chat provider of the registry.
     pub llm_provider: String,
+    /// LLM_MODEL; empty for the provider's own default.
     pub llm_model: String,
 }
 
+/// Where n8n is and what goes to it.
 #[derive(Debug, Clone)]
 pub struct N8nSettings {
     /// `None` when n8n is not used: profiles then come from the local directory only.
     pub base_url: Option<Url>,
+    /// N8N_WEBHOOK_AGENT_CONFIG: the profile webhook's path under the base URL.
     pub agent_config_path: String,
+    /// N8N_WEBHOOK_LEAD_CAPTURE: the call record webhook's path under the base URL.
     pub lead_capture_path: String,
     /// Signs call records so the workflow can tell them from anyone else's POSTs.
     pub webhook_secret: Option<Secret>,
@@ -124,54 +140,84 @@ impl N8nSettings {
     }
 }
 
+/// Where local profiles are and how long n8n's stay cached.
 #[derive(Debug, Clone)]
 pub struct ProfileSettings {
+    /// PROFILES_DIR: the local TOML profiles, used when n8n has none or is down.
     pub dir: PathBuf,
+    /// PROFILE_CACHE_TTL_SECS.
     pub cache_ttl: Duration,
 }
 
+/// The token server: where it listens, what it serves, and its limits.
 #[derive(Debug, Clone)]
 pub struct WebSettings {
+    /// WEB_HOST.
     pub host: IpAddr,
+    /// WEB_PORT.
     pub port: u16,
+    /// WEB_DIR: the page's files.
     pub dir: PathBuf,
+    /// TOKEN_TTL_SECS: how long a browser's token may be used to join.
     pub token_ttl: Duration,
     /// Tokens per client address per minute; 0 means unlimited.
     pub token_rate_limit_per_min: u32,
     /// Requests per client address per minute to the other API routes; 0 means unlimited.
     pub api_rate_limit_per_min: u32,
+    /// WEB_MAX_CONNECTIONS: open connections at once, all clients together.
     pub max_connections: usize,
     /// 0 means no per-client cap.
     pub max_connections_per_client: usize,
+    /// CORS_ORIGINS: origins whose pages may call the API; empty for same-origin only.
     pub cors_origins: Vec<String>,
+    /// TRUST_FORWARDED_FOR: the client is the last X-Forwarded-For address (behind a proxy).
     pub trust_forwarded_for: bool,
+    /// ADMIN_TOKEN: unlocks the admin routes; unset disables them.
     pub admin_token: Option<Secret>,
+    /// The address `GET /metrics` is served on, apart from the public port (METRICS_HOST).
+    pub metrics_host: IpAddr,
+    /// The port `GET /metrics` is served on (METRICS_PORT).
+    pub metrics_port: u16,
 }
 
+/// The agent worker: how many calls it takes, how it drains, where its health answers.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
+    /// MAX_JOBS: calls at once.
     pub max_jobs: u32,
     /// `None` takes calls whatever the load (`dev`).
     pub load_threshold: Option<f64>,
+    /// DRAIN_TIMEOUT_SECS: how long running calls may go on after SIGTERM.
     pub drain_timeout: Duration,
+    /// HEALTH_HOST.
     pub health_host: IpAddr,
+    /// HEALTH_PORT.
     pub health_port: u16,
 }
 
 /// Where `dev` runs its embedded LiveKit server, and so what it tells browsers and the worker.
 pub const DEV_LIVEKIT_URL: &str = "ws://127.0.0.1:7880";
 
+/// Every setting, checked; see [`Settings::load`].
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The LiveKit server.
     pub livekit: LiveKitSettings,
     /// Empty means automatic dispatch: the worker gets a job for every new room.
     pub agent_name: String,
+    /// The providers' keys, endpoints and prices.
     pub providers: ProviderSettings,
+    /// What profiles get for what they leave out.
     pub defaults: ProfileDefaults,
+    /// n8n: profiles, tools and call records.
     pub n8n: N8nSettings,
+    /// Local profiles and the cache of n8n's.
     pub profiles: ProfileSettings,
+    /// The token server.
     pub web: WebSettings,
+    /// The agent worker.
     pub worker: WorkerSettings,
+    /// LOG_FORMAT.
     pub log_format: LogFormat,
     /// `REDIS_URL`: state shared by every instance; `None` works alone.
     pub redis_url: Option<Secret>,
@@ -184,12 +230,14 @@ pub struct Settings {
 pub struct Problem {
     /// The setting's environment variable name, or the source that could not be read.
     pub name: String,
+    /// What is wrong with it, and what would be right.
     pub why: String,
 }
 
 /// Every problem found, reported together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
+    /// Never empty.
     pub problems: Vec<Problem>,
 }
 
@@ -302,6 +350,10 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             cors_origins: r.origins("CORS_ORIGINS"),
             trust_forwarded_for: r.flag("TRUST_FORWARDED_FOR"),
             admin_token: r.secret("ADMIN_TOKEN", false),
+            metrics_host: r
+                .parsed("METRICS_HOST", "an IP address such as 0.0.0.0 or 127.0.0.1")
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            metrics_port: r.number("METRICS_PORT", 1..=65_535),
         },
         worker: WorkerSettings {
             max_jobs: r.number("MAX_JOBS", 1..=10_000),

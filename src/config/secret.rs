@@ -11,6 +11,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a key or token read from settings.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }

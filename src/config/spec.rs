@@ -12,11 +12,13 @@ use crate::providers::registry::VENDORS;
 /// names in lower case.
 #[derive(Debug, Clone, Copy)]
 pub struct SettingSpec {
+    /// The environment variable's name.
     pub name: &'static str,
     /// The built-in value, or `None` when the setting is unset unless someone sets it.
     pub default: Option<&'static str>,
     /// Secrets are redacted everywhere and never echoed back in error messages.
     pub secret: bool,
+    /// What it does, for `--help`-style listings and error messages.
     pub doc: &'static str,
 }
 
@@ -156,6 +158,16 @@ const TAIL: &[SettingSpec] = &[
         "Bearer token for the admin endpoints: the operator's view /admin and /api/invalidate-cache; unset disables them.",
     ),
     setting(
+        "METRICS_HOST",
+        Some("127.0.0.1"),
+        "Address of the token server's Prometheus endpoint (GET /metrics on METRICS_PORT); loopback only by default.",
+    ),
+    setting(
+        "METRICS_PORT",
+        Some("9464"),
+        "Port of the token server's Prometheus endpoint, apart from the public port and without a token; the worker serves /metrics on HEALTH_PORT.",
+    ),
+    setting(
         "MAX_JOBS",
         Some("100"),
         "Calls one worker process takes at most; beyond it the worker reports itself full.",
@@ -178,7 +190,7 @@ const TAIL: &[SettingSpec] = &[
     setting(
         "HEALTH_PORT",
         Some("8081"),
-        "Port of the worker's health endpoint: / answers 200 while registered, /worker describes it.",
+        "Port of the worker's health endpoint: / answers 200 while registered, /worker describes it, /metrics is for Prometheus.",
     ),
     setting(
         "LOG_PERSONAL_DATA",

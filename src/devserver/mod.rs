@@ -73,11 +73,16 @@ use session::JoinOptions;
 
 /// `livekit-server --dev` uses this key pair; so do we, so its users' tokens work unchanged.
 pub const DEV_API_KEY: &str = "devkey";
+/// The secret of [`DEV_API_KEY`]: well known, so the server refuses to listen beyond loopback
+/// with it.
 pub const DEV_API_SECRET: &str = "secret";
 
+/// How a dev server runs: its key pair, media addresses, timings and bounds.
 #[derive(Debug, Clone)]
 pub struct DevServerConfig {
+    /// The API key tokens must be signed for (LIVEKIT_API_KEY).
     pub api_key: String,
+    /// The secret tokens are signed with (LIVEKIT_API_SECRET).
     pub api_secret: Secret,
     /// Addresses WebRTC binds to and offers as ICE candidates.
     pub rtc_ips: Vec<IpAddr>,
@@ -87,6 +92,7 @@ pub struct DevServerConfig {
     /// The URL put in job assignments; `None`, as LiveKit's open-source server does, tells
     /// workers to join with their own LIVEKIT_URL (LiveKit Cloud sends one).
     pub assignment_url: Option<String>,
+    /// What one client can make the server hold.
     pub limits: Limits,
 }
 
@@ -120,6 +126,7 @@ pub struct DevServer {
 }
 
 impl DevServer {
+    /// Listens on `bind` (port 0 picks a free one) and serves until [`DevServer::stop`].
     pub async fn start(bind: SocketAddr, config: DevServerConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(bind).await?;
         let address = listener.local_addr()?;
@@ -135,10 +142,12 @@ impl DevServer {
         format!("ws://{}", self.address)
     }
 
+    /// The address it listens on (with the port picked when bound to 0).
     pub fn address(&self) -> SocketAddr {
         self.address
     }
 
+    /// Stops accepting connections and waits for the server task to end.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -17,10 +17,12 @@ pub struct TurnMetrics {
     pub tts_first_audio_ms: Option<u64>,
     /// From the caller's last speech to the first packet of our answer leaving.
     pub voice_to_voice_ms: Option<u64>,
+    /// The caller cut the answer off.
     pub interrupted: bool,
 }
 
 impl TurnMetrics {
+    /// The `turn` log line operators read latencies from; `turn` counts from 1.
     pub fn log(&self, turn: usize) {
         tracing::info!(
             turn,
@@ -35,6 +37,7 @@ impl TurnMetrics {
     }
 }
 
+/// Whole milliseconds, as the record and the log carry them; `None` beyond u64.
 pub fn millis(duration: Duration) -> Option<u64> {
     u64::try_from(duration.as_millis()).ok()
 }

@@ -1,7 +1,8 @@
 //! The providers a call uses: its profile's chains, built from the deployment's keys and
-//! endpoints, counting their usage into the call's meter (see `crate::providers`).
+//! endpoints, counting their usage into the call's meter and their requests into the worker's metrics (see `crate::providers`).
 
 use crate::config::ProviderSettings;
+use crate::metrics::WorkerMetrics;
 use crate::profiles::AgentProfile;
 use crate::providers::{self, CallProviders};
 
@@ -10,6 +11,7 @@ pub fn for_profile(
     settings: &ProviderSettings,
     profile: &AgentProfile,
     http: &reqwest::Client,
+    metrics: &WorkerMetrics,
 ) -> Result<CallProviders, String> {
-    providers::build(profile.chains(), settings, http, &profile.id)
+    providers::build_counted(profile.chains(), settings, http, &profile.id, metrics)
 }

@@ -61,7 +61,7 @@ impl PipelineSession {
     fn agent(&self, context: &JobContext) -> Result<Agent, String> {
         let profile = &context.profile;
         let choice = &context.choice;
-        let providers = for_profile(&self.providers, profile, &self.http)?;
+        let providers = for_profile(&self.providers, profile, &self.http, &context.metrics)?;
         let voice =
             SpeechRequest { text: String::new(), language: choice.language.clone(), voice: choice.voice.clone() };
         let placeholders = values(profile, &choice.language, &context.variables, chrono::Utc::now());

@@ -17,6 +17,7 @@ use super::n8n::{N8nAnswer, N8nClient};
 use super::profile::{AgentProfile, check_id};
 use super::{ProfileError, local};
 use crate::config::{ProfileDefaults, Settings};
+use crate::metrics::{ProfileFetch, ProfileMetrics};
 
 /// n8n's webhook timeout, as in the Python system.
 pub const N8N_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +41,7 @@ pub struct ProfileStore {
     /// their own.
     fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     fetch_turns: tokio::sync::Semaphore,
+    metrics: ProfileMetrics,
 }
 
 impl ProfileStore {
@@ -53,7 +55,13 @@ impl ProfileStore {
         let local = local.into_iter().map(|(id, profile)| (id, Arc::new(profile))).collect();
         let cache = Mutex::new(ProfileCache::new(ttl, PROFILE_CAPACITY, NEGATIVE_CAPACITY));
         let fetch_turns = tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES);
-        Self { local, n8n, defaults, cache, fetches: Mutex::default(), fetch_turns }
+        Self { local, n8n, defaults, cache, fetches: Mutex::default(), fetch_turns, metrics: ProfileMetrics::default() }
+    }
+
+    /// Counts every look-up that involves n8n into `metrics`, by outcome.
+    pub fn with_metrics(mut self, metrics: ProfileMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Loads local profiles from PROFILES_DIR and sets up n8n when N8N_BASE_URL is set.
@@ -106,11 +114,17 @@ impl ProfileStore {
         let turn = match self.stale_profile(id, now) {
             Some(stale) => match self.fetch_turns.try_acquire() {
                 Ok(turn) => turn,
-                Err(_) => return Ok(stale),
+                Err(_) => {
+                    self.metrics.fetched(ProfileFetch::Stale);
+                    return Ok(stale);
+                }
             },
             None => match tokio::time::timeout(N8N_TIMEOUT, self.fetch_turns.acquire()).await {
                 Ok(Ok(turn)) => turn,
-                _ => return self.local(id, Some("too many profile requests are waiting for n8n".to_owned())),
+                _ => {
+                    self.metrics.fetched(ProfileFetch::Error);
+                    return self.local(id, Some("too many profile requests are waiting for n8n".to_owned()));
+                }
             },
         };
         let outcome = n8n.fetch(id, &self.defaults).await;
@@ -132,12 +146,14 @@ impl ProfileStore {
 
     fn fresh(&self, id: &str, now: Instant) -> Option<Result<Arc<AgentProfile>, ProfileError>> {
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        match cache.lookup(id, now) {
-            Lookup::Fresh(Known::Profile(profile)) => Some(Ok(profile.clone())),
-            Lookup::Fresh(Known::NotInN8n) => Some(self.local(id, None)),
-            Lookup::Fresh(Known::Failed(error)) => Some(self.local(id, Some(error.to_string()))),
-            Lookup::Stale(_) | Lookup::Missing => None,
-        }
+        let (outcome, answer) = match cache.lookup(id, now) {
+            Lookup::Fresh(Known::Profile(profile)) => (ProfileFetch::Hit, Ok(profile.clone())),
+            Lookup::Fresh(Known::NotInN8n) => (ProfileFetch::Hit, self.local(id, None)),
+            Lookup::Fresh(Known::Failed(error)) => (ProfileFetch::Error, self.local(id, Some(error.to_string()))),
+            Lookup::Stale(_) | Lookup::Missing => return None,
+        };
+        self.metrics.fetched(outcome);
+        Some(answer)
     }
 
     fn remember(
@@ -149,11 +165,13 @@ impl ProfileStore {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {
             Ok(N8nAnswer::Profile(profile)) => {
+                self.metrics.fetched(ProfileFetch::Miss);
                 let profile = Arc::new(*profile);
                 cache.store(id, Known::Profile(profile.clone()), now);
                 Ok(profile)
             }
             Ok(N8nAnswer::UnknownAgent) => {
+                self.metrics.fetched(ProfileFetch::Miss);
                 cache.store(id, Known::NotInN8n, now);
                 drop(cache);
                 self.local(id, None)
@@ -173,6 +191,7 @@ impl ProfileStore {
                 tracing::warn!(agent_id = id, retry_in_secs = FAILURE_RETRY.as_secs(), "{error}; {fallback}");
                 cache.failed(id, error.clone(), now + FAILURE_RETRY);
                 drop(cache);
+                self.metrics.fetched(if stale.is_some() { ProfileFetch::Stale } else { ProfileFetch::Error });
                 match stale {
                     Some(profile) => Ok(profile),
                     None => self.local(id, Some(error.to_string())),

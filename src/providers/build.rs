@@ -1,6 +1,6 @@
 //! Making a call's providers from its profile's chains: each provider built with its account's
-//! key and endpoint, wrapped to count its usage into the call's meter, and chained for
-//! fallback.
+//! key and endpoint, wrapped to count its usage into the call's meter (and its requests and
+//! errors into the worker's metrics), and chained for fallback.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use super::stt::SpeechToText;
 use super::tts::TextToSpeech;
 use super::usage::{UsageMeter, price_of};
 use crate::config::ProviderSettings;
+use crate::metrics::WorkerMetrics;
 
 /// Each provider request gets this long before it counts as failed (and is retried).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,13 +82,26 @@ pub fn missing_keys(chains: Chains<'_>, settings: &ProviderSettings, profile: &s
 
 /// The providers for one call of `profile` (named in errors), each wrapped to count its usage;
 /// the error says which provider cannot be built and why (unknown, missing key, bad options).
+/// Their requests count into no metrics (see [`build_counted`]).
 pub fn build(
     chains: Chains<'_>,
     settings: &ProviderSettings,
     http: &reqwest::Client,
     profile: &str,
 ) -> Result<CallProviders, String> {
-    build_with(chains, settings, http, profile, ProbePolicy::default())
+    assemble(chains, settings, http, profile, ProbePolicy::default(), &WorkerMetrics::default())
+}
+
+/// [`build`], counting every request and failure into `metrics` (a call's
+/// [`JobContext::metrics`](crate::worker::JobContext::metrics)), as the worker's own agent does.
+pub fn build_counted(
+    chains: Chains<'_>,
+    settings: &ProviderSettings,
+    http: &reqwest::Client,
+    profile: &str,
+    metrics: &WorkerMetrics,
+) -> Result<CallProviders, String> {
+    assemble(chains, settings, http, profile, ProbePolicy::default(), metrics)
 }
 
 /// [`build`] with the pause between probes of failed providers given (tests make it short).
@@ -97,6 +111,17 @@ pub fn build_with(
     http: &reqwest::Client,
     profile: &str,
     policy: ProbePolicy,
+) -> Result<CallProviders, String> {
+    assemble(chains, settings, http, profile, policy, &WorkerMetrics::default())
+}
+
+fn assemble(
+    chains: Chains<'_>,
+    settings: &ProviderSettings,
+    http: &reqwest::Client,
+    profile: &str,
+    policy: ProbePolicy,
+    metrics: &WorkerMetrics,
 ) -> Result<CallProviders, String> {
     let missing = missing_keys(chains, settings, profile);
     if !missing.is_empty() {
@@ -109,7 +134,8 @@ pub fn build_with(
         let provider = registry::stt(&setup.provider).ok_or_else(|| unknown(Kind::Stt, setup))?;
         let inner = provider.build(&built.access(setup)?, &setup.options)?;
         let counter = built.counter(Kind::Stt, setup);
-        let metered: Arc<dyn SpeechToText> = Arc::new(MeteredStt { inner, counter });
+        let requests = metrics.provider(Kind::Stt, &setup.provider);
+        let metered: Arc<dyn SpeechToText> = Arc::new(MeteredStt { inner, counter, requests });
         stt.push(Member::new(name(Kind::Stt, setup), metered, ()));
     }
     let mut llm = Vec::new();
@@ -117,7 +143,8 @@ pub fn build_with(
         let provider = registry::chat(&setup.provider).ok_or_else(|| unknown(Kind::Llm, setup))?;
         let inner = provider.build(&built.access(setup)?, &setup.options)?;
         let counter = built.counter(Kind::Llm, setup);
-        let metered: Arc<dyn ChatModel> = Arc::new(MeteredChat { inner, counter });
+        let requests = metrics.provider(Kind::Llm, &setup.provider);
+        let metered: Arc<dyn ChatModel> = Arc::new(MeteredChat { inner, counter, requests });
         llm.push(Member::new(name(Kind::Llm, setup), metered, provider.model(&setup.options)));
     }
     let mut tts = Vec::new();
@@ -125,7 +152,8 @@ pub fn build_with(
         let provider = registry::tts(&setup.provider).ok_or_else(|| unknown(Kind::Tts, setup))?;
         let inner = provider.build(&built.access(setup)?, &setup.options)?;
         let counter = built.counter(Kind::Tts, setup);
-        let metered: Arc<dyn TextToSpeech> = Arc::new(MeteredTts { inner, counter });
+        let requests = metrics.provider(Kind::Tts, &setup.provider);
+        let metered: Arc<dyn TextToSpeech> = Arc::new(MeteredTts { inner, counter, requests });
         tts.push(Member::new(name(Kind::Tts, setup), metered, setup.voice.clone()));
     }
     Ok(CallProviders {

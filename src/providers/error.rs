@@ -96,6 +96,21 @@ impl ProviderError {
         matches!(self, Self::Timeout { .. } | Self::RateLimited { .. } | Self::Server { .. } | Self::Network { .. })
     }
 
+    /// A short name of the variant, for metrics labels: timeout, rate_limited, quota, auth,
+    /// rejected, server, network or protocol.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "timeout",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::QuotaExhausted { .. } => "quota",
+            Self::Auth { .. } => "auth",
+            Self::Rejected { .. } => "rejected",
+            Self::Server { .. } => "server",
+            Self::Network { .. } => "network",
+            Self::Protocol { .. } => "protocol",
+        }
+    }
+
     /// Classifies a non-success HTTP answer (or a refused WebSocket handshake) from its status
     /// and its JSON error body: `{"error":{"message","code"|"type"}}` (Sarvam, OpenAI, Groq),
     /// `{"detail":{"status","message"}}` or `{"detail":[{"msg"}]}` (ElevenLabs),

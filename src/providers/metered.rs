@@ -1,5 +1,6 @@
-//! Providers that count what they are used for into the call's [`UsageMeter`]: each wraps one
-//! provider's client for one model, and implements the same trait.
+//! Providers that count what they are used for into the call's [`UsageMeter`], and their
+//! requests and failures into the worker's metrics: each wraps one provider's client for one
+//! model, and implements the same trait.
 //!
 //! [`UsageMeter`]: super::usage::UsageMeter
 
@@ -14,10 +15,12 @@ use super::stt::{Endpoint, SAMPLE_RATE, SpeechToText, Transcript, Utterance};
 use super::tts::{SpeechRequest, TextToSpeech};
 use super::usage::Counter;
 use crate::audio::AudioFrame;
+use crate::metrics::ProviderMetrics;
 
 pub(crate) struct MeteredStt {
     pub inner: Arc<dyn SpeechToText>,
     pub counter: Counter,
+    pub requests: ProviderMetrics,
 }
 
 /// Counts the audio sent, when the utterance finishes or is dropped (streamed audio is billed
@@ -25,6 +28,7 @@ pub(crate) struct MeteredStt {
 struct MeteredUtterance {
     inner: Option<Box<dyn Utterance>>,
     counter: Counter,
+    requests: ProviderMetrics,
     samples: usize,
     /// Whether a failure was counted (a failed push fails the whole utterance).
     failed: bool,
@@ -38,11 +42,13 @@ impl SpeechToText for MeteredStt {
                 Ok(inner) => Ok(Box::new(MeteredUtterance {
                     inner: Some(inner),
                     counter: self.counter.clone(),
+                    requests: self.requests.clone(),
                     samples: 0,
                     failed: false,
                 }) as Box<dyn Utterance>),
                 Err(error) => {
                     self.counter.add(|tally| tally.failures += 1);
+                    self.requests.failure(&error);
                     Err(error)
                 }
             }
@@ -60,14 +66,19 @@ impl MeteredUtterance {
 impl Utterance for MeteredUtterance {
     fn push(&mut self, audio: &[i16]) -> BoxFuture<'_, Result<(), ProviderError>> {
         self.samples += audio.len();
-        let (Some(inner), failed, counter) = (self.inner.as_mut(), &mut self.failed, &self.counter) else {
+        let (Some(inner), failed, counter, requests) =
+            (self.inner.as_mut(), &mut self.failed, &self.counter, &self.requests)
+        else {
             return Box::pin(async { Ok(()) });
         };
         let pushed = inner.push(audio);
         Box::pin(async move {
             let result = pushed.await;
-            if result.is_err() && !std::mem::replace(failed, true) {
+            if let Err(error) = &result
+                && !std::mem::replace(failed, true)
+            {
                 counter.add(|tally| tally.failures += 1);
+                requests.failure(error);
             }
             result
         })
@@ -84,7 +95,7 @@ impl Utterance for MeteredUtterance {
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, Result<Transcript, ProviderError>> {
         let inner = self.inner.take().expect("only finishing takes the utterance, and it consumes the wrapper");
         self.count_audio();
-        let (counter, failed) = (self.counter.clone(), self.failed);
+        let (counter, requests, failed) = (self.counter.clone(), self.requests.clone(), self.failed);
         Box::pin(async move {
             let result = inner.finish().await;
             counter.add(|tally| match &result {
@@ -92,6 +103,11 @@ impl Utterance for MeteredUtterance {
                 Err(_) if !failed => tally.failures += 1,
                 Err(_) => {}
             });
+            match &result {
+                Ok(_) => requests.request(),
+                Err(error) if !failed => requests.failure(error),
+                Err(_) => {}
+            }
             result
         })
     }
@@ -106,6 +122,7 @@ impl Drop for MeteredUtterance {
 pub(crate) struct MeteredChat {
     pub inner: Arc<dyn ChatModel>,
     pub counter: Counter,
+    pub requests: ProviderMetrics,
 }
 
 impl ChatModel for MeteredChat {
@@ -118,10 +135,12 @@ impl ChatModel for MeteredChat {
                 Ok(stream) => stream,
                 Err(error) => {
                     self.counter.add(|tally| tally.failures += 1);
+                    self.requests.failure(&error);
                     return Err(error);
                 }
             };
             let counter = self.counter.clone();
+            let requests = self.requests.clone();
             Ok(stream
                 .inspect(move |item| match item {
                     Ok(ChatDelta::Done { usage, .. }) => {
@@ -133,8 +152,12 @@ impl ChatModel for MeteredChat {
                             tally.prompt_tokens += prompt;
                             tally.completion_tokens += completion;
                         });
+                        requests.request();
                     }
-                    Err(_) => counter.add(|tally| tally.failures += 1),
+                    Err(error) => {
+                        counter.add(|tally| tally.failures += 1);
+                        requests.failure(error);
+                    }
                     Ok(_) => {}
                 })
                 .boxed())
@@ -145,6 +168,7 @@ impl ChatModel for MeteredChat {
 pub(crate) struct MeteredTts {
     pub inner: Arc<dyn TextToSpeech>,
     pub counter: Counter,
+    pub requests: ProviderMetrics,
 }
 
 impl TextToSpeech for MeteredTts {
@@ -162,6 +186,10 @@ impl TextToSpeech for MeteredTts {
                 }
                 Err(_) => tally.failures += 1,
             });
+            match &result {
+                Ok(_) => self.requests.request(),
+                Err(error) => self.requests.failure(error),
+            }
             result
         })
     }

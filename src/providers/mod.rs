@@ -29,7 +29,7 @@ pub mod tts;
 pub mod usage;
 mod websocket;
 
-pub use self::build::{CallProviders, Chains, build, build_with, missing_keys};
+pub use self::build::{CallProviders, Chains, build, build_counted, build_with, missing_keys};
 pub use self::error::ProviderError;
 pub use self::fallback::ProbePolicy;
 pub use self::retry::{RetryPolicy, retry_after};

@@ -40,29 +40,72 @@ pub use delivered::DEFAULT_KEEP_DELIVERED;
 pub use outbox::{Outbox, OutboxConfig, Tally};
 pub use workers::new_worker_id;
 
+/// Why a record could not be kept or the spool opened; each names the file or id at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
+    /// The call id would not be a safe file name.
     #[error("call record id `{id}` cannot name a file: use 1 to 128 letters, digits, `_` or `-` (a LiveKit job id)")]
-    InvalidId { id: String },
+    InvalidId {
+        /// The id as given.
+        id: String,
+    },
+    /// A worker id that cannot name its sub-spool folder.
     #[error("worker id `{worker}` cannot name its spool folder: use 1 to 128 letters, digits, `_` or `-`")]
-    InvalidWorker { worker: String },
+    InvalidWorker {
+        /// The id as given.
+        worker: String,
+    },
+    /// A record of this call is already waiting or dead: one record per call.
     #[error("call record `{id}` is already in {} (waiting or in dead/); ids must be unique per call", dir.display())]
-    Duplicate { id: String, dir: PathBuf },
+    Duplicate {
+        /// The call id.
+        id: String,
+        /// The spool holding it.
+        dir: PathBuf,
+    },
+    /// Another process holds the spool's lock.
     #[error(
         "the call record spool {} is in use by another process (it holds {}); give each worker its own SPOOL_DIR",
         dir.display(),
         lock.display()
     )]
-    Locked { dir: PathBuf, lock: PathBuf },
+    Locked {
+        /// The spool.
+        dir: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
+    /// The lock file is a symbolic link, which is never followed.
     #[error(
         "the call record spool's lock file {} is a symbolic link; it is not followed, as it could point anywhere: remove it (the worker creates a plain one)",
         lock.display()
     )]
-    SymlinkedLock { lock: PathBuf },
+    SymlinkedLock {
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The HTTP client for n8n could not be built (TLS set-up).
     #[error("cannot set up the HTTP client that sends call records to n8n: {reason}")]
-    Client { reason: String },
+    Client {
+        /// The client builder's error.
+        reason: String,
+    },
+    /// A file system operation failed (a full disk, permissions).
     #[error("cannot {action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        /// What was being done (`write`, `rename`, `lock`, …).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The blocking task doing the disk work ended early (the runtime shut down).
     #[error("the disk work for call records in {} stopped before it finished: {reason}", dir.display())]
-    Interrupted { dir: PathBuf, reason: String },
+    Interrupted {
+        /// The spool.
+        dir: PathBuf,
+        /// Why the task ended.
+        reason: String,
+    },
 }

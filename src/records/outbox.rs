@@ -36,6 +36,7 @@ const ANSWER_LOGGED: usize = 500;
 /// How much of a redirect's Location a log line shows.
 const LOCATION_LOGGED: usize = 300;
 
+/// Where records wait and where they go.
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
     /// `SPOOL_DIR`: with `worker` set, the folder shared by every worker (see
@@ -47,6 +48,7 @@ pub struct OutboxConfig {
     /// Where records go: `{N8N_BASE_URL}{N8N_WEBHOOK_LEAD_CAPTURE}`; `None` keeps them in the
     /// spool (warned once at start).
     pub url: Option<Url>,
+    /// N8N_WEBHOOK_SECRET: signs each record's body (`X-Signature-256`).
     pub secret: Option<Secret>,
     /// Per try; a record n8n is slow to take is tried again rather than waited on for ever.
     pub timeout: Duration,
@@ -59,6 +61,7 @@ pub struct OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// The defaults for timeouts, retries and the delivered archive.
     pub fn new(dir: PathBuf, url: Option<Url>, secret: Option<Secret>) -> Self {
         Self {
             dir,
@@ -214,6 +217,7 @@ impl Outbox {
         self.inner.counts.borrow().pending
     }
 
+    /// Records delivered and refused since the outbox started.
     pub fn tally(&self) -> Tally {
         self.inner.counts.borrow().tally
     }

@@ -23,21 +23,28 @@ pub fn echo(value: &str) -> String {
     shown
 }
 
+/// An API refusal, sent as `{"error": {"code", "message", "field"?}}` with its status.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status (4xx for the caller's mistakes, 5xx for ours).
     pub status: StatusCode,
+    /// A stable, machine-readable code (`unsupported_language`, `rate_limited`, …).
     pub code: &'static str,
+    /// For people; never holds secrets or personal data.
     pub message: String,
     /// The request field at fault, so a page can highlight it.
     pub field: Option<&'static str>,
+    /// Sent as `Retry-After` when set (rate limits).
     pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
+    /// A refusal not tied to one request field.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), field: None, retry_after_secs: None }
     }
 
+    /// A refusal naming the request `field` at fault.
     pub fn field(status: StatusCode, code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
         Self { field: Some(field), ..Self::new(status, code, message) }
     }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,7 @@ pub use error::ApiError;
 use rate_limit::RateLimiter;
 
 use crate::config::{Settings, without_credentials};
+use crate::metrics::{RateLimit, TokenMetrics};
 use crate::net::{self, Limits};
 use crate::profiles::ProfileStore;
 use crate::shared::Shared;
@@ -49,6 +50,7 @@ pub struct AppState {
     livekit_url_for_browsers: String,
     /// The calls going on now, for the admin page.
     live_calls: Arc<dyn LiveCalls>,
+    metrics: TokenMetrics,
 }
 
 impl AppState {
@@ -62,7 +64,8 @@ impl AppState {
         });
         let livekit = &settings.livekit;
         let live_calls = Arc::new(RoomService::new(&livekit.url, livekit.api_key.clone(), livekit.api_secret.clone()));
-        Self { settings, profiles, token_limiter, api_limiter, shared, livekit_url_for_browsers, live_calls }
+        let metrics = TokenMetrics::default();
+        Self { settings, profiles, token_limiter, api_limiter, shared, livekit_url_for_browsers, live_calls, metrics }
     }
 
     /// The state shared with other instances, when REDIS_URL is set.
@@ -73,6 +76,12 @@ impl AppState {
     /// Takes the live calls from `source` (a registry) rather than from LiveKit's RoomService.
     pub fn with_live_calls(mut self, source: Arc<dyn LiveCalls>) -> Self {
         self.live_calls = source;
+        self
+    }
+
+    /// Counts tokens, refusals and requests into `metrics`.
+    pub fn with_metrics(mut self, metrics: TokenMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -87,7 +96,10 @@ impl AppState {
             Some(checked) => checked,
             None => self.token_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now()),
         };
-        checked.map_err(|wait| rate_limited(wait, "token requests"))
+        checked.map_err(|wait| {
+            self.metrics.rate_limited(RateLimit::Token);
+            rate_limited(wait, "token requests")
+        })
     }
 
     /// Takes one request to the other API routes from `client`'s budget, or refuses with a 429.
@@ -97,7 +109,10 @@ impl AppState {
             Some(checked) => checked,
             None => self.api_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now()),
         };
-        checked.map_err(|wait| rate_limited(wait, "requests"))
+        checked.map_err(|wait| {
+            self.metrics.rate_limited(RateLimit::Api);
+            rate_limited(wait, "requests")
+        })
     }
 
     /// The budget shared with other token servers; `None` (the local limiter decides) without
@@ -152,6 +167,18 @@ async fn limit_api(
     }
 }
 
+/// Counts every answer by route template and status. The raw path is never a label: anyone can
+/// make up paths, and each would be a series of its own.
+async fn count_request(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    let route =
+        route.as_deref().unwrap_or(if status.is_success() || status.is_redirection() { "static" } else { "other" });
+    state.metrics.request(route, status.as_u16());
+    response
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.settings.web.cors_origins);
     let policy = security::content_security_policy(&without_credentials(&state.settings.livekit.public_url));
@@ -174,7 +201,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state.clone());
     let router = api
         .merge(assets::router(&state.settings.web.dir))
-        .layer(middleware::map_response_with_state(policy, security::headers));
+        .layer(middleware::map_response_with_state(policy, security::headers))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request));
     match cors {
         Some(cors) => router.layer(cors),
         None => router,

@@ -91,6 +91,7 @@ pub async fn issue(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token_failed", "the token could not be signed")
     })?;
     tracing::info!(client = %crate::telemetry::personal(&client.to_string()), room = %room_name, %identity, agent_id = %profile.id, %language, %voice, "token issued");
+    state.metrics.token_issued();
     Ok(Json(TokenResponse { token, room_name, livekit_url: state.livekit_url_for_browsers.clone(), identity }))
 }
 

@@ -1,5 +1,5 @@
 //! The worker's health endpoint, for Docker and load balancers: `/` answers 200 while the
-//! worker is registered and 503 otherwise; `/worker` describes it.
+//! worker is registered and 503 otherwise; `/worker` describes it; `/metrics` is for Prometheus.
 //!
 //! Nobody is authenticated here, so `/worker` shows counts and states only: job ids are the call
 //! records' ids and Idempotency-Keys, and room names lead into live calls, so neither is shown.
@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use super::state::Snapshot;
+use crate::metrics::{self, Exposition};
 use crate::net::{self, Limits};
 
 pub type SharedSnapshot = Arc<Mutex<Snapshot>>;
@@ -79,9 +80,14 @@ impl PublicView {
 pub async fn serve(
     listener: TcpListener,
     snapshot: SharedSnapshot,
+    metrics: Exposition,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new().route("/", get(health)).route("/worker", get(worker)).with_state(snapshot);
+    let app = Router::new()
+        .route("/", get(health))
+        .route("/worker", get(worker))
+        .with_state(snapshot)
+        .merge(metrics::router(metrics));
     let limits = Limits {
         max_connections: MAX_CONNECTIONS,
         max_body_bytes: 0,
@@ -135,7 +141,8 @@ mod tests {
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let url = format!("http://{}/worker", listener.local_addr().expect("bound"));
-        let server = tokio::spawn(serve(listener, Arc::new(Mutex::new(snapshot)), std::future::pending()));
+        let metrics = crate::metrics::Registry::new().finish();
+        let server = tokio::spawn(serve(listener, Arc::new(Mutex::new(snapshot)), metrics, std::future::pending()));
         let body = reqwest::get(&url).await.expect("reachable").text().await.expect("a body");
         server.abort();
         for hidden in ["AJ_secretcallid", "privateroom", "AJ_oldcallid", "oldroom", "Priya", "98765"] {

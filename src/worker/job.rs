@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::AGENT_ID_ATTRIBUTE;
 use super::session::{AgentSession, CallChoice, EndReason, JobContext};
 use crate::livekit::room::{self, ConnectOptions, Participant, ParticipantKind, RoomEvent};
+use crate::metrics::WorkerMetrics;
 use crate::profiles::{AgentProfile, ProfileStore};
 use crate::providers::catalog;
 
@@ -152,6 +153,7 @@ pub async fn run(
     profiles: Arc<ProfileStore>,
     session: Arc<dyn AgentSession>,
     stop: watch::Sender<Option<EndReason>>,
+    metrics: WorkerMetrics,
     running: impl FnOnce(),
     chosen: impl FnOnce(&str),
 ) -> Result<(), String> {
@@ -206,6 +208,7 @@ pub async fn run(
         choice,
         variables,
         stop: stop.subscribe(),
+        metrics,
     };
     let result = session.run(context).await;
     drop(relay);

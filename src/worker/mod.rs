@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Secret;
+use crate::metrics::{JobResult, WorkerMetrics};
 use crate::profiles::ProfileStore;
 use connection::AgentSocket;
 pub use health::{SharedSnapshot, serve as serve_health};
@@ -64,6 +65,7 @@ pub struct Worker {
     profiles: Arc<ProfileStore>,
     session: Arc<dyn AgentSession>,
     snapshot: SharedSnapshot,
+    metrics: WorkerMetrics,
 }
 
 /// What a job's or an availability task's progress tells the worker loop.
@@ -77,7 +79,13 @@ enum Note {
 impl Worker {
     pub fn new(config: WorkerConfig, profiles: Arc<ProfileStore>, session: Arc<dyn AgentSession>) -> Self {
         let snapshot = Arc::new(Mutex::new(WorkerState::new(config.limits.clone()).snapshot()));
-        Self { config, profiles, session, snapshot }
+        Self { config, profiles, session, snapshot, metrics: WorkerMetrics::default() }
+    }
+
+    /// Counts calls, jobs and load into `metrics`, and hands it to every call.
+    pub fn with_metrics(mut self, metrics: WorkerMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// What `/worker` shows, kept current while the worker runs.
@@ -266,12 +274,14 @@ impl Runner {
     async fn on_availability(&mut self, request: pb::AvailabilityRequest) {
         let Some(job) = request.job else { return };
         if !self.state.reserve(&job.id, Instant::now()) {
+            self.worker.metrics.job(JobResult::Declined);
             let refusal = pb::AvailabilityResponse { job_id: job.id, available: false, ..Default::default() };
             self.send_now(worker_message::Message::Availability(refusal)).await;
             return;
         }
         let profiles = self.worker.profiles.clone();
         let notes = self.notes_tx.clone();
+        let metrics = self.worker.metrics.clone();
         self.preparing.spawn(async move {
             let answer = match job::prepare(&job, &profiles).await {
                 Ok(profile) => pb::AvailabilityResponse {
@@ -284,6 +294,7 @@ impl Runner {
                 },
                 Err(e) => {
                     tracing::error!(job = %job.id, "declining the job: {e}");
+                    metrics.job(JobResult::Declined);
                     pb::AvailabilityResponse { job_id: job.id.clone(), available: false, ..Default::default() }
                 }
             };
@@ -295,6 +306,7 @@ impl Runner {
         let Some(job) = assignment.job else { return };
         if !self.state.assigned(&job, Instant::now()) {
             tracing::warn!(job = %job.id, "declining an assignment: at capacity");
+            self.worker.metrics.job(JobResult::Declined);
             let failed = pb::UpdateJobStatus {
                 job_id: job.id,
                 status: pb::JobStatus::JsFailed as i32,
@@ -323,9 +335,11 @@ impl Runner {
             self.worker.profiles.clone(),
             self.worker.session.clone(),
             stop,
+            self.worker.metrics.clone(),
             running,
             chosen,
         );
+        self.worker.metrics.call_started();
         let handle = self.jobs.spawn(run);
         self.job_ids.insert(handle.id(), job.id);
     }
@@ -349,6 +363,7 @@ impl Runner {
             Ok(()) => tracing::info!(job = %job_id, "job ended"),
             Err(error) => tracing::error!(job = %job_id, "job failed: {error}"),
         }
+        self.worker.metrics.call_finished(if result.is_ok() { JobResult::Completed } else { JobResult::Failed });
         let update = self.state.finished(&job_id, &result);
         self.send(update).await;
     }
@@ -372,7 +387,9 @@ impl Runner {
     }
 
     fn publish(&self) {
-        *self.worker.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = self.state.snapshot();
+        let snapshot = self.state.snapshot();
+        self.worker.metrics.set_load(snapshot.load);
+        *self.worker.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::livekit::loopback;
 use crate::livekit::room::{Room, RoomEvent};
+use crate::metrics::WorkerMetrics;
 use crate::profiles::AgentProfile;
 
 /// The language and voice of this call: the caller's choice where valid, else the profile's.
@@ -45,6 +46,36 @@ pub enum EndReason {
     WorkerLost,
 }
 
+impl EndReason {
+    /// Every reason, for counting each from zero.
+    pub const ALL: [EndReason; 9] = [
+        Self::CallerLeft,
+        Self::JobTerminated,
+        Self::WorkerShutdown,
+        Self::AgentEnded,
+        Self::RoomClosed,
+        Self::MaxDuration,
+        Self::Silence,
+        Self::NoAudio,
+        Self::WorkerLost,
+    ];
+
+    /// The name the call record and the metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CallerLeft => "caller_left",
+            Self::JobTerminated => "job_terminated",
+            Self::WorkerShutdown => "worker_shutdown",
+            Self::AgentEnded => "agent_ended",
+            Self::RoomClosed => "room_closed",
+            Self::MaxDuration => "max_duration",
+            Self::Silence => "silence",
+            Self::NoAudio => "no_audio",
+            Self::WorkerLost => "worker_lost",
+        }
+    }
+}
+
 /// Everything a session needs for one call.
 pub struct JobContext {
     pub job: pb::Job,
@@ -59,6 +90,8 @@ pub struct JobContext {
     /// Says why, once the call must end: the caller left, the job was terminated, or the
     /// worker's drain ran out.
     pub stop: watch::Receiver<Option<EndReason>>,
+    /// The worker's metrics: the call's turns, providers and end count into them.
+    pub metrics: WorkerMetrics,
 }
 
 pub trait AgentSession: Send + Sync + 'static {

@@ -158,8 +158,13 @@ pub async fn caller_joining(url: &str, room: &str, metadata: &str) -> Caller {
         .with_grants(grants)
         .to_jwt()
         .expect("signs");
+    caller_with_token(url, &token).await
+}
+
+/// A caller joining with `token` (one the token server issued, say), with no microphone yet.
+pub async fn caller_with_token(url: &str, token: &str) -> Caller {
     let options = ConnectOptions { bind_ips: Some(vec![LOOPBACK]), ..ConnectOptions::default() };
-    let (room, events) = room::connect(url, &token, options).await.expect("the caller joins");
+    let (room, events) = room::connect(url, token, options).await.expect("the caller joins");
     let heard = Arc::new(Mutex::new(Heard::default()));
     let task = tokio::spawn(record(events, heard.clone()));
     Caller { room, heard, microphone: None, _task: Recorder(task) }

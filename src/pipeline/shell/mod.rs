@@ -31,6 +31,7 @@ use crate::agent::{AgentHooks, CallContext, CallSummary, Tool, ToolOutput, ToolR
 use crate::audio::AudioFrame;
 use crate::livekit::data::TextStreamEvent;
 use crate::livekit::room::{ParticipantKind, RemoteAudioTrack, Room, RoomEvent};
+use crate::metrics::WorkerMetrics;
 use crate::pipeline::vad::VadConfig;
 use crate::providers::stt::SpeechToText;
 use crate::worker::EndReason;
@@ -74,6 +75,7 @@ pub(crate) struct Equipment {
     pub tools: Vec<Arc<dyn Tool>>,
     pub context: CallContext,
     pub state: watch::Sender<AgentState>,
+    pub metrics: WorkerMetrics,
 }
 
 /// What the call left behind.
@@ -316,6 +318,7 @@ impl Shell {
                 Output::Line(line) => self.transcript.push(line),
                 Output::Turn(metrics) => {
                     metrics.log(self.turns.len() + 1);
+                    self.kit.metrics.turn(&metrics);
                     self.turns.push(metrics);
                 }
                 Output::HangUp(reason) => hung_up = Some(reason),

@@ -31,30 +31,49 @@ const MAX_ROOMS_DETAILED: usize = 200;
 /// One call going on now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveCall {
+    /// The LiveKit room of the call.
     pub room: String,
     /// The agent profile in the call, or the agent's name; `None` before an agent joined.
     pub agent: Option<String>,
     /// The agent's state (`listening`, `thinking`, `speaking`, …), or `waiting for an agent`.
     pub state: String,
+    /// Since the room was created.
     pub duration_seconds: u64,
     /// People in the call, agents aside.
     pub callers: u32,
 }
 
+/// Why the live calls could not be listed or ended.
 #[derive(Debug, thiserror::Error)]
 pub enum CallsError {
+    /// No answer from LiveKit (down, wrong LIVEKIT_URL, timeout).
     #[error("cannot reach LiveKit's RoomService: {0}")]
     Unreachable(String),
+    /// LiveKit answered with a Twirp error (a wrong key pair shows here).
     #[error("LiveKit's RoomService refused {method}: HTTP {status}, {code}")]
-    Refused { method: &'static str, status: u16, code: String },
+    Refused {
+        /// The RoomService method asked.
+        method: &'static str,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// Twirp's error code (`unauthenticated`, `not_found`, …).
+        code: String,
+    },
+    /// The answer was not the JSON the RoomService sends.
     #[error("LiveKit's RoomService answered {method} with something that is not its JSON: {reason}")]
-    Unreadable { method: &'static str, reason: String },
+    Unreadable {
+        /// The RoomService method asked.
+        method: &'static str,
+        /// What did not parse.
+        reason: String,
+    },
 }
 
 /// Where the live calls come from.
 pub trait LiveCalls: Send + Sync {
     /// Says where the list comes from, for the page (`livekit`, or a registry's name).
     fn source(&self) -> &'static str;
+    /// Every call going on now.
     fn list(&self) -> BoxFuture<'_, Result<Vec<LiveCall>, CallsError>>;
     /// Ends the call in `room`; `false` when there is no such call.
     fn end<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<bool, CallsError>>;
