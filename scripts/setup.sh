@@ -29,6 +29,8 @@ if ! $runtime_only; then
   [ -f /usr/share/codec2/wav/hts1a.wav ] || packages+=(codec2-examples)
   [ -f /usr/share/sounds/alsa/Front_Center.wav ] || packages+=(alsa-utils)
   command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
+  # The shared-state tests (tests/shared_redis.rs) start their own Redis.
+  [ -x /usr/bin/redis-server ] || packages+=(redis-server)
   # The metrics test (tests/metrics_prometheus.rs) scrapes the worker and token server with it.
   command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || packages+=(prometheus)
 fi
@@ -62,6 +64,20 @@ python_venv() {
   fi
 }
 
+# PyPI's docker-compose, which checks docker-compose.yml without a Docker daemon (tests/compose.rs).
+# Its PyYAML 5 builds from source, and only with Cython before 3; hence the constraint file.
+compose_venv() {
+  local dir=$1
+  local venv=$dir/.venv
+  if [ ! -x "$venv/bin/docker-compose" ] || ! cmp -s "$dir/requirements.txt" "$venv/requirements.installed"; then
+    echo "setup: installing docker-compose into $venv" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    PIP_CONSTRAINT="$dir/constraints.txt" "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$dir/requirements.txt"
+    cp "$dir/requirements.txt" "$venv/requirements.installed"
+  fi
+}
+
 npm_ci web
 if ! $runtime_only; then
   npm_ci tests/browser
@@ -70,4 +86,5 @@ if ! $runtime_only; then
   python_venv tests/sdk/python "LiveKit's Python SDK"
   # The providers' official SDKs, which check the requests our providers send.
   python_venv tests/contracts "the providers' Python SDKs"
+  compose_venv tests/compose
 fi

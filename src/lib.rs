@@ -11,6 +11,8 @@
 //! - [`worker`]: the agent worker: registration, dispatch, one task per call.
 //! - [`pipeline`]: a call's conversation: turn-taking, STT → LLM → TTS, barge-in, transcripts.
 //! - [`devserver`]: a LiveKit-compatible server for tests and local development.
+//! - [`shared`]: state shared by every instance through Redis (optional): invalidations, rate
+//!   limits, the registry of live calls.
 //! - [`net`]: hardened HTTP serving (timeouts, connection caps, body limits) for every server.
 //! - [`metrics`]: Prometheus metrics of the worker and the token server (`GET /metrics`).
 
@@ -32,6 +34,7 @@ pub mod pipeline;
 pub mod profiles;
 pub mod providers;
 pub mod records;
+pub mod shared;
 pub mod shutdown;
 pub mod telemetry;
 pub mod web;

@@ -1,6 +1,8 @@
 //! `agent-worker start` as a process: health answers once registered; on SIGTERM it refuses new
 //! calls, lets the running one finish and exits 0; a second signal exits at once; killed with -9
-//! mid-call, the call's record is delivered by the next worker to open its spool.
+//! mid-call, the call's record is delivered by the next worker to start on the same SPOOL_DIR,
+//! while a worker still alive beside it keeps its own records; the killed worker's entries leave
+//! the shared call registry (a real redis-server) after their expiry.
 
 mod support;
 
@@ -14,6 +16,7 @@ use support::livekit::{dev_server, join_as_caller};
 use support::mocks::n8n_leads::MockLeads;
 use support::mocks::openai::{Flavour, MockOpenAi, Reply};
 use support::mocks::sarvam::MockSarvam;
+use support::redis_server::RedisServer;
 use tokio::process::{Child, Command};
 use voice_agent::devserver::DevServer;
 use voice_agent::livekit::room::{ParticipantKind, RoomEvent};
@@ -110,7 +113,9 @@ async fn agent_joins(events: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEvent
 #[tokio::test(flavor = "multi_thread")]
 async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
     let server = dev_server().await;
-    let mut worker = start_worker(&server).await;
+    let redis = RedisServer::start().await;
+    let spool = tempfile::tempdir().expect("a spool directory");
+    let mut worker = start_worker_with(&server, spool.path(), &[("REDIS_URL", redis.url())]).await;
     let (first, mut first_events) = join_as_caller(&server.url(), "before-drain").await;
     assert!(agent_joins(&mut first_events, LIMIT).await);
 
@@ -125,9 +130,24 @@ async fn draining_finishes_the_running_call_refuses_new_ones_and_exits_zero() {
     let described = worker.describe().await;
     assert_eq!(described["jobCount"], 1, "the running call goes on: {described}");
     assert!(!first_events.is_closed());
+    let calls = format!("voice-agent:call:{}:*", sub_spools(spool.path())[0]);
+    let started = Instant::now();
+    loop {
+        let entries = redis.keys(&calls).await;
+        let state = match entries.as_slice() {
+            [key] => redis.query(&["GET", key]).await.unwrap_or_default(),
+            _ => String::new(),
+        };
+        if state.contains(r#""state":"draining""#) && state.contains(r#""room":"before-drain""#) {
+            break;
+        }
+        assert!(started.elapsed() < LIMIT, "the registry shows the call of a draining worker: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     first.disconnect().await;
     assert_eq!(worker.exit_code(LIMIT).await, Some(0), "exits 0 once the call ended");
+    assert!(redis.keys("voice-agent:*").await.is_empty(), "a worker that stops cleanly leaves the registry at once");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,17 +234,37 @@ async fn a_worker_does_not_start_with_a_chat_model_its_provider_does_not_serve()
     assert!(!printed.contains("openai does not list"), "OpenAI serves gpt-4.1-mini: {printed}");
 }
 
+/// The workers' sub-spools in the shared `spool`, by name.
+fn sub_spools(spool: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(spool.join("workers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The call checkpoints in every worker's sub-spool of `spool`.
+fn checkpoints(spool: &Path) -> Vec<std::path::PathBuf> {
+    sub_spools(spool)
+        .iter()
+        .flat_map(|worker| std::fs::read_dir(spool.join("workers").join(worker).join("active")).into_iter().flatten())
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
+        .map(|entry| entry.path())
+        .collect()
+}
+
 /// The checkpoint of the one call running with records in `spool`, once it holds `check` (a
 /// write still under its temporary name does not count: a kill now would leave the one before).
 async fn checkpoint(spool: &Path, check: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
-        let found = std::fs::read_dir(spool.join("active"))
+        let found = checkpoints(spool)
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
-            .filter_map(|entry| std::fs::read(entry.path()).ok())
+            .filter_map(|path| std::fs::read(path).ok())
             .filter_map(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
             .find(|checkpoint| check(checkpoint));
         if let Some(found) = found {
@@ -236,13 +276,15 @@ async fn checkpoint(spool: &Path, check: impl Fn(&Value) -> bool) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_turn() {
+async fn a_call_cut_off_by_kill_9_is_delivered_once_by_the_next_start_and_a_living_worker_keeps_its_own() {
     let server = dev_server().await;
     let sarvam = MockSarvam::start(SARVAM_KEY).await;
     let llm = MockOpenAi::start(Flavour::Groq, GROQ_KEY).await;
     let leads = MockLeads::start([]).await;
+    let redis = RedisServer::start().await;
     let spool = tempfile::tempdir().expect("a spool directory");
     let env = [
+        ("REDIS_URL", redis.url()),
         ("SARVAM_API_KEY", SARVAM_KEY.to_owned()),
         ("SARVAM_BASE_URL", sarvam.base_url().to_string()),
         ("GROQ_API_KEY", GROQ_KEY.to_owned()),
@@ -265,6 +307,33 @@ async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_
     assert_eq!(caller.agent_said(2, LIMIT).await, answer);
     let saved = checkpoint(spool.path(), |c| c["transcript"].as_array().is_some_and(|t| t.len() == 3)).await;
     assert_eq!(saved["end_reason"], "worker_lost", "a checkpoint is the record as it would go if the worker died");
+    let first_spool = sub_spools(spool.path());
+    assert_eq!(first_spool.len(), 1, "the worker keeps its records in its own sub-spool");
+
+    // A second worker on the same volume (under another agent name, so it takes no job of this
+    // test) starts while the first lives: it leaves the first's sub-spool and running call alone.
+    let witness_env: Vec<_> = env.iter().cloned().chain([("AGENT_NAME", "witness".to_owned())]).collect();
+    let _witness = start_worker_with(&server, spool.path(), &witness_env).await;
+    let both = sub_spools(spool.path());
+    assert_eq!(both.len(), 2, "each worker has its own sub-spool: {both:?}");
+    assert!(both.contains(&first_spool[0]), "the living worker's sub-spool is not taken: {both:?}");
+    assert_eq!(checkpoints(spool.path()).len(), 1, "the running call's checkpoint stays where it is");
+    assert!(leads.received().is_empty(), "nothing of a living worker's call is delivered");
+    let call_keys = format!("voice-agent:call:{}:*", first_spool[0]);
+    let started = Instant::now();
+    let registered = loop {
+        if let [key] = redis.keys(&call_keys).await.as_slice() {
+            break redis.query(&["GET", key]).await.expect("Redis answers");
+        }
+        assert!(started.elapsed() < LIMIT, "the live call is in the shared registry");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let registered: Value = serde_json::from_str(&registered).expect("JSON");
+    assert_eq!(
+        (&registered["worker"], &registered["room"], &registered["agent"], &registered["state"]),
+        (&json!(first_spool[0]), &json!("killed-mid-call"), &json!("realestate-en"), &json!("running"))
+    );
+    assert_eq!(redis.keys("voice-agent:worker:*").await.len(), 2, "both workers are registered");
 
     first.child.start_kill().expect("SIGKILL sent");
     first.child.wait().await.expect("the worker is gone");
@@ -273,6 +342,7 @@ async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_
 
     let _second = start_worker_with(&server, spool.path(), &env).await;
     let received = leads.until(1, LIMIT).await;
+    assert_eq!(received.len(), 1, "delivered once");
     let record: Value = serde_json::from_slice(&received[0].body).expect("the record is JSON");
     assert_eq!(record["end_reason"], "worker_lost");
     assert_eq!(record["agent_id"], "realestate-en");
@@ -288,8 +358,15 @@ async fn a_call_cut_off_by_kill_9_is_delivered_by_the_next_start_up_to_its_last_
     assert_eq!(transcript, [("agent", greeting.as_str()), ("caller", said), ("agent", answer)], "up to the last turn");
     let call_id = record["call_id"].as_str().expect("a call id");
     assert_eq!(received[0].header("idempotency-key"), Some(call_id));
-    assert!(
-        std::fs::read_dir(spool.path().join("active")).expect("active/ exists").next().is_none(),
-        "no checkpoint is left to deliver twice"
-    );
+    assert!(checkpoints(spool.path()).is_empty(), "no checkpoint is left to deliver twice");
+    let now = sub_spools(spool.path());
+    assert_eq!(now.len(), 2, "the witness's and the new worker's: {now:?}");
+    assert!(!now.contains(&first_spool[0]), "the killed worker's emptied sub-spool is removed: {now:?}");
+    let gone = format!("voice-agent:*:{}*", first_spool[0]);
+    let killed = Instant::now();
+    while !redis.keys(&gone).await.is_empty() {
+        assert!(killed.elapsed() < Duration::from_secs(20), "the killed worker's entries expire within 15 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(redis.keys("voice-agent:worker:*").await.len(), 2, "the living workers stay registered");
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use voice_agent::config::{Role, Settings, Sources, redact_url};
 use voice_agent::devserver::{self, DevServer, DevServerConfig};
 use voice_agent::livekit::room::{self, ConnectOptions};
@@ -16,7 +17,8 @@ use voice_agent::metrics::{self, Exposition};
 use voice_agent::pipeline::PipelineSession;
 use voice_agent::profiles::ProfileStore;
 use voice_agent::providers::startup;
-use voice_agent::records::{Outbox, OutboxConfig, Tally};
+use voice_agent::records::{Outbox, OutboxConfig, Tally, new_worker_id};
+use voice_agent::shared::{CallEntry, RegistryTiming, Shared};
 use voice_agent::web::{self, AppState};
 use voice_agent::worker::{self as agents, AgentSession, LoopbackSession, Worker, WorkerConfig};
 
@@ -84,17 +86,20 @@ async fn main() -> anyhow::Result<()> {
             let mut registry = metrics::Registry::new();
             let profiles = ProfileStore::from_settings(&settings, reqwest::Client::new())?;
             let profiles = Arc::new(profiles.with_metrics(registry.profiles()));
-            let outbox = open_outbox(&settings).await?;
+            let worker_id = new_worker_id();
+            let outbox = open_outbox(&settings, &worker_id).await?;
             registry.outbox(outbox.clone());
             let session = session(&settings, &profiles, outbox.clone(), Strictness::Start).await?;
-            let worker =
-                worker(&settings, profiles, settings.worker.drain_timeout, session).with_metrics(registry.worker());
+            let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout, session)
+                .with_metrics(registry.worker());
+            let sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
             let health = bind(
                 SocketAddr::new(settings.worker.health_host, settings.worker.health_port),
                 "HEALTH_HOST, HEALTH_PORT",
             )
             .await?;
             let result = run_worker(worker, health, registry.finish()).await;
+            sharing.finish().await;
             outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
             result
         }
@@ -172,7 +177,7 @@ async fn deliver(sources: &Sources) -> anyhow::Result<()> {
     let dir = n8n.spool_dir.display().to_string();
     let config = OutboxConfig {
         keep_delivered: n8n.keep_delivered,
-        ..OutboxConfig::new(n8n.spool_dir.clone(), Some(url), n8n.webhook_secret.clone())
+        ..OutboxConfig::shared(n8n.spool_dir.clone(), new_worker_id(), Some(url), n8n.webhook_secret.clone())
     };
     let outbox =
         Outbox::start(config).await.with_context(|| format!("cannot open the call record spool {dir} (SPOOL_DIR)"))?;
@@ -185,7 +190,7 @@ async fn deliver(sources: &Sources) -> anyhow::Result<()> {
     let Tally { delivered, dead } = outbox.tally();
     let left = outbox.pending();
     if dead > 0 {
-        tracing::warn!(dead, "n8n refused {dead} call records; they are in {dir}/dead with n8n's answers");
+        tracing::warn!(dead, "n8n refused {dead} call records; they are in {dir}/workers/*/dead with n8n's answers");
     }
     tracing::info!(delivered, dead, left, "call record delivery finished");
     Ok(())
@@ -238,12 +243,15 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
     let health =
         bind(SocketAddr::new(settings.worker.health_host, settings.worker.health_port), "HEALTH_HOST, HEALTH_PORT")
             .await?;
-    let outbox = open_outbox(&settings).await?;
+    let worker_id = new_worker_id();
+    let outbox = open_outbox(&settings, &worker_id).await?;
     registry.outbox(outbox.clone());
     let session = session(&settings, &profiles, outbox.clone(), Strictness::Dev).await?;
-    let worker = worker(&settings, profiles, settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session)
+    let worker = worker(&settings, profiles.clone(), settings.worker.drain_timeout.min(DEV_DRAIN_TIMEOUT), session)
         .with_metrics(registry.worker());
+    let sharing = share_state(&settings, worker_id, profiles, worker.snapshot());
     let result = run_worker(worker, health, registry.finish()).await;
+    sharing.finish().await;
     outbox.close(Instant::now() + DELIVER_STOP_GRACE).await;
     let _ = web_stop.send(());
     web.await.context("the token server task failed")?.context("the token server failed")?;
@@ -255,15 +263,89 @@ async fn dev(sources: &Sources, livekit_bind: SocketAddr, rtc_ips: Vec<IpAddr>) 
 
 /// The spool of call records, delivering what earlier runs left in it. Without N8N_BASE_URL the
 /// records wait there (`agent-worker deliver` sends them once n8n is configured).
-async fn open_outbox(settings: &Settings) -> anyhow::Result<Outbox> {
+/// The records live in this worker's own sub-spool of SPOOL_DIR, named by `worker_id`.
+async fn open_outbox(settings: &Settings, worker_id: &str) -> anyhow::Result<Outbox> {
     let n8n = &settings.n8n;
     let config = OutboxConfig {
         keep_delivered: n8n.keep_delivered,
-        ..OutboxConfig::new(n8n.spool_dir.clone(), n8n.lead_capture_url(), n8n.webhook_secret.clone())
+        ..OutboxConfig::shared(
+            n8n.spool_dir.clone(),
+            worker_id.to_owned(),
+            n8n.lead_capture_url(),
+            n8n.webhook_secret.clone(),
+        )
     };
     Outbox::start(config)
         .await
         .with_context(|| format!("cannot open the call record spool {} (SPOOL_DIR)", n8n.spool_dir.display()))
+}
+
+/// The worker's part in the shared state; its tasks end when it is finished or dropped.
+struct Sharing {
+    tasks: JoinSet<()>,
+    /// Tells the registry task to remove this worker's entries and end.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// How long a stopping worker gives Redis to remove its registry entries (they expire anyway).
+const REGISTRY_CLEANUP: Duration = Duration::from_secs(2);
+
+impl Sharing {
+    /// Removes this worker's registry entries at once rather than at their expiry, then ends the tasks.
+    async fn finish(mut self) {
+        if let Some(stop) = self.stop.take()
+            && stop.send(()).is_ok()
+        {
+            // The registry task ends by itself once its entries are removed; the follower never does.
+            let _ = tokio::time::timeout(REGISTRY_CLEANUP, self.tasks.join_next()).await;
+        }
+        self.tasks.shutdown().await;
+    }
+}
+
+/// With REDIS_URL: follows the profile invalidations any instance publishes, and keeps this
+/// worker's live calls in the shared registry.
+fn share_state(
+    settings: &Settings,
+    worker_id: String,
+    profiles: Arc<ProfileStore>,
+    snapshot: agents::SharedSnapshot,
+) -> Sharing {
+    let mut tasks = JoinSet::new();
+    let Some(url) = &settings.redis_url else { return Sharing { tasks, stop: None } };
+    let shared = match Shared::new(url) {
+        Ok(shared) => shared,
+        Err(error) => {
+            tracing::error!("{error}; this worker works alone");
+            return Sharing { tasks, stop: None };
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let started = chrono::Utc::now().to_rfc3339();
+    let id = worker_id.clone();
+    let calls = move || {
+        let snapshot = snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let state = if snapshot.status == "draining" { "draining" } else { "running" };
+        let calls = snapshot
+            .jobs
+            .iter()
+            .map(|job| CallEntry {
+                worker: id.clone(),
+                call_id: job.id.clone(),
+                room: job.room.clone(),
+                agent: job.agent.clone(),
+                started: job.started_at.to_rfc3339(),
+                state: state.to_owned(),
+            })
+            .collect();
+        (snapshot.status.to_owned(), calls)
+    };
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    tasks.spawn(shared.clone().keep_registry(worker_id, started, RegistryTiming::default(), calls, stopped));
+    tasks.spawn(shared.follow_invalidations(profiles));
+    Sharing { tasks, stop: Some(stop) }
 }
 
 fn worker(

@@ -219,6 +219,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// LOG_FORMAT.
     pub log_format: LogFormat,
+    /// `REDIS_URL`: state shared by every instance; `None` works alone.
+    pub redis_url: Option<Secret>,
     /// Personal data may be written to the logs (`LOG_PERSONAL_DATA`).
     pub log_personal_data: bool,
 }
@@ -374,6 +376,7 @@ fn read(r: &mut Reader<'_>, role: Role) -> Settings {
             )
             .unwrap_or(LogFormat::Text),
         log_personal_data: r.flag("LOG_PERSONAL_DATA"),
+        redis_url: r.url("REDIS_URL", &["redis"], false).map(|url| Secret::new(url.to_string())),
     };
     if let Some(secret) = &settings.web.admin_token
         && secret.expose().len() < 16

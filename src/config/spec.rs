@@ -98,7 +98,7 @@ const TAIL: &[SettingSpec] = &[
     setting(
         "SPOOL_DIR",
         Some("data/outbox"),
-        "Directory where call records wait until n8n has them; keep it on a persistent volume, one per worker.",
+        "Directory where call records wait until n8n has them; keep it on a persistent volume, which any number of workers may share (each keeps a locked sub-spool in it).",
     ),
     setting(
         "RECORDS_KEEP_DELIVERED",
@@ -148,6 +148,10 @@ const TAIL: &[SettingSpec] = &[
         "TRUST_FORWARDED_FOR",
         Some("false"),
         "Take the client address from X-Forwarded-For (only behind a proxy you run).",
+    ),
+    secret(
+        "REDIS_URL",
+        "Redis shared by token servers and workers (redis://[:password@]host[:port][/db]): cache invalidation, one rate limit, the live call registry; unset means each instance alone.",
     ),
     secret(
         "ADMIN_TOKEN",

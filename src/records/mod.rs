@@ -20,6 +20,7 @@
 //! - `backoff`: what an answer from n8n means, and how long to wait before the next try.
 //! - `schedule`: which record to send next and when, as a plain state machine.
 //! - `signature`: the HMAC that lets the workflow trust a record.
+//! - `workers`: one sub-spool per worker on a shared volume, and adopting those of workers that are gone.
 //! - `outbox`: the task that sends, and the handle calls use.
 
 mod active;
@@ -30,12 +31,14 @@ mod outbox;
 mod schedule;
 pub(crate) mod signature;
 mod spool;
+mod workers;
 
 use std::path::PathBuf;
 
 pub use active::ActiveCall;
 pub use delivered::DEFAULT_KEEP_DELIVERED;
 pub use outbox::{Outbox, OutboxConfig, Tally};
+pub use workers::new_worker_id;
 
 /// Why a record could not be kept or the spool opened; each names the file or id at fault.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,12 @@ pub enum RecordsError {
     InvalidId {
         /// The id as given.
         id: String,
+    },
+    /// A worker id that cannot name its sub-spool folder.
+    #[error("worker id `{worker}` cannot name its spool folder: use 1 to 128 letters, digits, `_` or `-`")]
+    InvalidWorker {
+        /// The id as given.
+        worker: String,
     },
     /// A record of this call is already waiting or dead: one record per call.
     #[error("call record `{id}` is already in {} (waiting or in dead/); ids must be unique per call", dir.display())]

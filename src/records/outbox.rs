@@ -23,6 +23,7 @@ use super::id::RecordId;
 use super::schedule::{Next, Retry, Schedule};
 use super::signature;
 use super::spool::Spool;
+use super::workers;
 use crate::config::Secret;
 use crate::providers::retry_after;
 
@@ -38,8 +39,12 @@ const LOCATION_LOGGED: usize = 300;
 /// Where records wait and where they go.
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
-    /// SPOOL_DIR.
+    /// `SPOOL_DIR`: with `worker` set, the folder shared by every worker (see
+    /// [`OutboxConfig::shared`]); without, the spool itself.
     pub dir: PathBuf,
+    /// This worker's id, naming its own sub-spool `dir/workers/<worker>/`; `None` uses `dir` as
+    /// one spool, for one process alone.
+    pub worker: Option<String>,
     /// Where records go: `{N8N_BASE_URL}{N8N_WEBHOOK_LEAD_CAPTURE}`; `None` keeps them in the
     /// spool (warned once at start).
     pub url: Option<Url>,
@@ -60,6 +65,7 @@ impl OutboxConfig {
     pub fn new(dir: PathBuf, url: Option<Url>, secret: Option<Secret>) -> Self {
         Self {
             dir,
+            worker: None,
             url,
             secret,
             timeout: Duration::from_secs(10),
@@ -67,6 +73,14 @@ impl OutboxConfig {
             max_retry: Duration::from_secs(300),
             keep_delivered: DEFAULT_KEEP_DELIVERED,
         }
+    }
+}
+
+impl OutboxConfig {
+    /// An outbox in its own sub-spool of the `dir` shared by many workers, which adopts at start
+    /// the sub-spools of workers that are gone and what older versions left directly in `dir`.
+    pub fn shared(dir: PathBuf, worker: String, url: Option<Url>, secret: Option<Secret>) -> Self {
+        Self { worker: Some(worker), ..Self::new(dir, url, secret) }
     }
 }
 
@@ -113,8 +127,12 @@ impl Outbox {
     /// the spool holds.
     pub async fn start(config: OutboxConfig) -> Result<Outbox, RecordsError> {
         let dir = config.dir.clone();
+        let worker = config.worker.clone();
         let (spool, waiting) = blocking(&config.dir, move || {
-            let spool = Spool::open(&dir)?;
+            let spool = match worker {
+                Some(worker) => workers::open_shared(&dir, &worker)?,
+                None => Spool::open(&dir)?,
+            };
             let waiting = spool.list()?;
             Ok((spool, waiting))
         })

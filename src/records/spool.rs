@@ -21,11 +21,15 @@
 //! close it. `.lock` is never followed when it is a symbolic link: whoever can place one could
 //! otherwise make the worker create or lock a file anywhere its user may write.
 //!
+//! A spool is opened in one of three ways: `open` (one process's spool, created if needed),
+//! `create_locked` (a worker's new sub-spool, locked before it appears under its name) and
+//! `open_orphan` (another worker's sub-spool, taken only if that worker is gone; see `workers`).
+//!
 //! Plain blocking `std::fs`: the outbox runs these on tokio's blocking threads.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
@@ -94,33 +98,75 @@ impl Spool {
     /// Creates the spool if needed, takes its lock and removes what a crash left half-written.
     pub fn open(dir: &Path) -> Result<Self, RecordsError> {
         let existed = dir.is_dir();
-        let dead = dir.join(DEAD);
-        let active = dir.join(ACTIVE);
         if !existed {
             // Directories above the spool hold nothing private; they get the usual permissions.
-            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = parent_of(dir);
             fs::create_dir_all(parent).map_err(io_error("create", parent))?;
             create_private_dir(dir)?;
             sync_dir(parent)?;
         }
-        let delivered = dir.join(DELIVERED);
-        for place in [&dead, &active, &delivered] {
-            if !place.is_dir() {
-                create_private_dir(place)?;
-            }
-        }
+        create_places(dir)?;
         let lock_path = dir.join(LOCK);
         let lock = open_lock(&lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(RecordsError::Locked { dir: dir.to_path_buf(), lock: lock_path });
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(RecordsError::Io { action: "lock", path: lock_path, source });
-            }
+        if !try_lock(&lock, &lock_path)? {
+            return Err(RecordsError::Locked { dir: dir.to_path_buf(), lock: lock_path });
         }
-        let spool = Self { dir: dir.to_path_buf(), dead, active, delivered, _lock: lock, publishing: Mutex::new(()) };
+        Self::locked(dir, lock)
+    }
+
+    /// A new spool at `dir`, which must not exist yet, locked before it appears under its name:
+    /// a worker scanning the directory above never sees it unlocked and takes it for an orphan.
+    /// It is built under a hidden name (scans skip those) and renamed into place.
+    pub fn create_locked(dir: &Path) -> Result<Self, RecordsError> {
+        let parent = parent_of(dir);
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("spool");
+        let staging = parent.join(format!(".{name}.new"));
+        create_private_dir(&staging)?;
+        create_places(&staging)?;
+        let staged_lock = staging.join(LOCK);
+        let lock = open_lock(&staged_lock)?;
+        if !try_lock(&lock, &staged_lock)? {
+            return Err(RecordsError::Locked { dir: staging, lock: staged_lock });
+        }
+        fs::rename(&staging, dir).map_err(io_error("move into place", &staging))?;
+        sync_dir(parent)?;
+        Self::locked(dir, lock)
+    }
+
+    /// Takes the spool at `dir` if no living process holds it: `None` while its worker lives, or
+    /// when another process took it first (and may have removed it since).
+    pub fn open_orphan(dir: &Path) -> Result<Option<Self>, RecordsError> {
+        let lock_path = dir.join(LOCK);
+        let lock = match open_lock(&lock_path) {
+            Ok(lock) => lock,
+            Err(RecordsError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        if !try_lock(&lock, &lock_path)? {
+            return Ok(None);
+        }
+        // Whoever adopted it before us removes the lock file while holding it: the file we locked
+        // is then no longer the one under the name.
+        let held = lock.metadata().map_err(io_error("inspect", &lock_path))?;
+        match fs::symlink_metadata(&lock_path) {
+            Ok(named) if named.ino() == held.ino() && named.dev() == held.dev() => {}
+            _ => return Ok(None),
+        }
+        create_places(dir)?;
+        Self::locked(dir, lock).map(Some)
+    }
+
+    /// The spool whose lock is held: removes what a crash left half-written and delivers the
+    /// checkpoints of calls whose worker died.
+    fn locked(dir: &Path, lock: File) -> Result<Self, RecordsError> {
+        let spool = Self {
+            dir: dir.to_path_buf(),
+            dead: dir.join(DEAD),
+            active: dir.join(ACTIVE),
+            delivered: dir.join(DELIVERED),
+            _lock: lock,
+            publishing: Mutex::new(()),
+        };
         for place in [&spool.dir, &spool.dead, &spool.active] {
             remove_unfinished(place)?;
             sync_dir(place)?;
@@ -137,6 +183,70 @@ impl Spool {
             );
         }
         Ok(spool)
+    }
+
+    /// Moves everything `other` holds into this spool: its waiting records (its checkpoints
+    /// became records when it was opened), its dead records with their answers and its delivered
+    /// ones (the archive prunes itself at the next delivery). A rename
+    /// each, between two locked spools, so a record is always in exactly one of them. Returns
+    /// the records now waiting here.
+    pub fn adopt_from(&self, other: &Spool, from: &str) -> Result<Vec<RecordId>, RecordsError> {
+        let mut adopted = Vec::new();
+        for id in other.list()? {
+            let source = other.record(&id);
+            let _publishing = self.publishing.lock().unwrap_or_else(PoisonError::into_inner);
+            let to = self.record(&id);
+            let dead = self.dead.join(format!("{id}{RECORD}"));
+            match (to.try_exists(), dead.try_exists()) {
+                (Ok(false), Ok(false)) => {
+                    fs::rename(&source, &to).map_err(io_error("adopt", &source))?;
+                    adopted.push(id);
+                }
+                (Ok(_), Ok(_)) => {
+                    // The same call's record is here already: sending this one too would make
+                    // n8n see the call twice, so it is kept aside for a person.
+                    let aside = self.dead.join(format!("{id}{RECORD}.from-{from}"));
+                    fs::rename(&source, &aside).map_err(io_error("adopt", &source))?;
+                    tracing::warn!(%id, file = %aside.display(), "an adopted call record has the id of one already here; it is kept in dead/ and not sent");
+                }
+                (Err(source), _) => return Err(RecordsError::Io { action: "check", path: to, source }),
+                (_, Err(source)) => return Err(RecordsError::Io { action: "check", path: dead, source }),
+            }
+        }
+        for (theirs, ours) in [(&other.dead, &self.dead), (&other.delivered, &self.delivered)] {
+            for entry in fs::read_dir(theirs).map_err(io_error("read", theirs))? {
+                let entry = entry.map_err(io_error("read", theirs))?;
+                if !entry.file_type().map_err(io_error("inspect", &entry.path()))?.is_file() {
+                    continue;
+                }
+                let name = entry.file_name();
+                let mut to = ours.join(&name);
+                if to.try_exists().map_err(io_error("check", &to))? {
+                    to = ours.join(format!("{}.from-{from}", name.to_string_lossy()));
+                }
+                fs::rename(entry.path(), &to).map_err(io_error("adopt", &entry.path()))?;
+            }
+        }
+        for place in [&self.dir, &self.dead, &self.delivered, &other.dir, &other.dead, &other.delivered] {
+            sync_dir(place)?;
+        }
+        Ok(adopted)
+    }
+
+    /// Removes an emptied spool while still holding its lock: `dead/`, `active/`, `delivered/`
+    /// and `.lock`,
+    /// and the directory itself when `whole` (the top of an older version's spool is kept, as
+    /// the workers' spools live in it). Fails, leaving the rest, on anything left in it.
+    pub fn retire(self, whole: bool) -> Result<(), RecordsError> {
+        for place in [&self.active, &self.dead, &self.delivered] {
+            fs::remove_dir(place).map_err(io_error("remove", place))?;
+        }
+        let lock = self.dir.join(LOCK);
+        fs::remove_file(&lock).map_err(io_error("remove", &lock))?;
+        if whole {
+            fs::remove_dir(&self.dir).map_err(io_error("remove", &self.dir))?;
+        }
+        sync_dir(parent_of(&self.dir))
     }
 
     pub fn dir(&self) -> &Path {
@@ -303,8 +413,32 @@ impl Spool {
     }
 }
 
+/// The directory `dir` is in; `.` for a bare name.
+fn parent_of(dir: &Path) -> &Path {
+    dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Creates `dead/`, `active/` and `delivered/` in the spool `dir` where missing.
+fn create_places(dir: &Path) -> Result<(), RecordsError> {
+    for place in [dir.join(DEAD), dir.join(ACTIVE), dir.join(DELIVERED)] {
+        if !place.is_dir() {
+            create_private_dir(&place)?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes `lock` without waiting: false when another process holds it.
+fn try_lock(lock: &File, path: &Path) -> Result<bool, RecordsError> {
+    match lock.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(source)) => Err(RecordsError::Io { action: "lock", path: path.to_path_buf(), source }),
+    }
+}
+
 /// Creates one directory only its owner may use, whatever the umask.
-fn create_private_dir(dir: &Path) -> Result<(), RecordsError> {
+pub(super) fn create_private_dir(dir: &Path) -> Result<(), RecordsError> {
     match DirBuilder::new().mode(DIR_MODE).create(dir) {
         Ok(()) => {}
         // Another process made it in the meantime; its permissions are checked like any other.

@@ -18,7 +18,7 @@ mod token;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
@@ -37,12 +37,15 @@ use crate::config::{Settings, without_credentials};
 use crate::metrics::{RateLimit, TokenMetrics};
 use crate::net::{self, Limits};
 use crate::profiles::ProfileStore;
+use crate::shared::Shared;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub profiles: Arc<ProfileStore>,
     token_limiter: Mutex<RateLimiter>,
     api_limiter: Mutex<RateLimiter>,
+    /// `REDIS_URL`: invalidations reach every instance and rate limits are one budget.
+    shared: Option<Shared>,
     /// LIVEKIT_PUBLIC_URL as browsers are given it: no credentials, no trailing slash.
     livekit_url_for_browsers: String,
     /// The calls going on now, for the admin page.
@@ -56,10 +59,18 @@ impl AppState {
         let api_limiter = Mutex::new(RateLimiter::new(settings.web.api_rate_limit_per_min));
         let public = without_credentials(&settings.livekit.public_url);
         let livekit_url_for_browsers = public.as_str().trim_end_matches('/').to_owned();
+        let shared = settings.redis_url.as_ref().and_then(|url| {
+            Shared::new(url).inspect_err(|e| tracing::error!("{e}; this token server works alone")).ok()
+        });
         let livekit = &settings.livekit;
         let live_calls = Arc::new(RoomService::new(&livekit.url, livekit.api_key.clone(), livekit.api_secret.clone()));
         let metrics = TokenMetrics::default();
-        Self { settings, profiles, token_limiter, api_limiter, livekit_url_for_browsers, live_calls, metrics }
+        Self { settings, profiles, token_limiter, api_limiter, shared, livekit_url_for_browsers, live_calls, metrics }
+    }
+
+    /// The state shared with other instances, when REDIS_URL is set.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     /// Takes the live calls from `source` (a registry) rather than from LiveKit's RoomService.
@@ -79,8 +90,12 @@ impl AppState {
     }
 
     /// Takes one token request from `client`'s budget, or refuses with a 429.
-    fn limit_tokens(&self, client: IpAddr) -> Result<(), ApiError> {
-        let checked = self.token_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now());
+    async fn limit_tokens(&self, client: IpAddr) -> Result<(), ApiError> {
+        let per_minute = self.settings.web.token_rate_limit_per_min;
+        let checked = match self.shared_budget("token", client, per_minute).await {
+            Some(checked) => checked,
+            None => self.token_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now()),
+        };
         checked.map_err(|wait| {
             self.metrics.rate_limited(RateLimit::Token);
             rate_limited(wait, "token requests")
@@ -88,12 +103,28 @@ impl AppState {
     }
 
     /// Takes one request to the other API routes from `client`'s budget, or refuses with a 429.
-    fn limit_api(&self, client: IpAddr) -> Result<(), ApiError> {
-        let checked = self.api_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now());
+    async fn limit_api(&self, client: IpAddr) -> Result<(), ApiError> {
+        let per_minute = self.settings.web.api_rate_limit_per_min;
+        let checked = match self.shared_budget("api", client, per_minute).await {
+            Some(checked) => checked,
+            None => self.api_limiter.lock().unwrap_or_else(PoisonError::into_inner).check(client, Instant::now()),
+        };
         checked.map_err(|wait| {
             self.metrics.rate_limited(RateLimit::Api);
             rate_limited(wait, "requests")
         })
+    }
+
+    /// The budget shared with other token servers; `None` (the local limiter decides) without
+    /// Redis, while it is down, or when the limit is off.
+    async fn shared_budget(
+        &self,
+        scope: &'static str,
+        client: IpAddr,
+        per_minute: u32,
+    ) -> Option<Result<(), Duration>> {
+        let shared = self.shared.as_ref().filter(|_| per_minute > 0)?;
+        shared.take_rate(scope, client, per_minute, SystemTime::now()).await
     }
 
     /// The limits the token server is served with.
@@ -127,7 +158,7 @@ async fn limit_api(
     next: Next,
 ) -> Response {
     let client = state.client_address(peer, request.headers());
-    match state.limit_api(client) {
+    match state.limit_api(client).await {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             tracing::debug!(%client, path = request.uri().path(), "API rate limit reached");
@@ -201,6 +232,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     assets::warn_if_missing(&state.settings.web.dir);
     let limits = state.serving_limits();
+    // Owned here (dropping the set aborts it): it follows invalidations while the server runs.
+    let mut following = tokio::task::JoinSet::new();
+    if let Some(shared) = state.shared.clone() {
+        following.spawn(shared.follow_invalidations(state.profiles.clone()));
+    }
     net::serve(listener, router(state), limits, shutdown).await;
+    following.shutdown().await;
     Ok(())
 }

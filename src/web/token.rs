@@ -41,7 +41,7 @@ pub async fn issue(
     body: Result<JsonObject, ApiError>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let client = state.client_address(peer, &headers);
-    if let Err(refusal) = state.limit_tokens(client) {
+    if let Err(refusal) = state.limit_tokens(client).await {
         tracing::warn!(%client, "token rate limit reached");
         return Err(refusal);
     }

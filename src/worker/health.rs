@@ -128,6 +128,7 @@ mod tests {
             jobs: vec![RunningJob {
                 id: "AJ_secretcallid".into(),
                 room: "call-clinic-hi-privateroom".into(),
+                agent: Some("clinic-hi".into()),
                 started_at: chrono::Utc::now(),
             }],
             recent_jobs: vec![FinishedJob {

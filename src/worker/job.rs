@@ -155,6 +155,7 @@ pub async fn run(
     stop: watch::Sender<Option<EndReason>>,
     metrics: WorkerMetrics,
     running: impl FnOnce(),
+    chosen: impl FnOnce(&str),
 ) -> Result<(), String> {
     let Assignment { job, url, token } = assignment;
     let dispatched = Metadata::naming_an_agent(&job.metadata, "dispatch");
@@ -185,6 +186,7 @@ pub async fn run(
         variables.entry("caller_name".to_owned()).or_insert(name);
     }
     let (profile, choice) = choose(metadata, &profiles).await?;
+    chosen(&profile.id);
     if from_caller
         && profile.id != DEFAULT_AGENT
         && let Err(e) = room.set_name(&profile.name).await

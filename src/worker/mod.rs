@@ -71,6 +71,8 @@ pub struct Worker {
 /// What a job's or an availability task's progress tells the worker loop.
 enum Note {
     Running(String),
+    /// The job's agent profile is chosen: its id.
+    Agent(String, String),
     Answer(pb::AvailabilityResponse),
 }
 
@@ -155,6 +157,7 @@ impl Runner {
                 Some(done) = self.jobs.join_next_with_id() => self.on_job_end(done).await,
                 Some(note) = notes.recv() => match note {
                     Note::Running(job_id) => self.send(self.state.job_running(&job_id)).await,
+                    Note::Agent(job_id, agent) => self.state.set_agent(&job_id, agent),
                     Note::Answer(answer) => {
                         if !answer.available {
                             self.state.release(&answer.job_id);
@@ -319,8 +322,13 @@ impl Runner {
         let notes = self.notes_tx.clone();
         let job_id = job.id.clone();
         tracing::info!(job = %job_id, room = job.room.as_ref().map_or("", |r| r.name.as_str()), "job assigned");
+        let chosen_notes = notes.clone();
+        let chosen_id = job_id.clone();
         let running = move || {
             let _ = notes.send(Note::Running(job_id));
+        };
+        let chosen = move |agent: &str| {
+            let _ = chosen_notes.send(Note::Agent(chosen_id, agent.to_owned()));
         };
         let run = job::run(
             job::Assignment { job: job.clone(), url, token: assignment.token },
@@ -329,6 +337,7 @@ impl Runner {
             stop,
             self.worker.metrics.clone(),
             running,
+            chosen,
         );
         self.worker.metrics.call_started();
         let handle = self.jobs.spawn(run);

@@ -27,6 +27,9 @@ pub struct Limits {
 pub struct RunningJob {
     pub id: String,
     pub room: String,
+    /// The agent profile the job runs, once chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -150,8 +153,17 @@ impl WorkerState {
             return false;
         }
         let room = job.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-        self.running.insert(job.id.clone(), RunningJob { id: job.id.clone(), room, started_at: chrono::Utc::now() });
+        let running = RunningJob { id: job.id.clone(), room, agent: None, started_at: chrono::Utc::now() };
+        self.running.insert(job.id.clone(), running);
         true
+    }
+
+    /// The agent profile a running job chose (after reading the caller's metadata, in
+    /// automatic dispatch), for the shared call registry.
+    pub fn set_agent(&mut self, job_id: &str, agent: String) {
+        if let Some(job) = self.running.get_mut(job_id) {
+            job.agent = Some(agent);
+        }
     }
 
     pub fn job_running(&self, job_id: &str) -> Message {
@@ -271,6 +283,17 @@ mod tests {
         state.finished("a", &Ok(()));
         assert!(state.reserve("d", now + ASSIGNMENT_TIMEOUT));
         assert!(!state.assigned(&job("e"), now + ASSIGNMENT_TIMEOUT), "an unreserved job does not fit");
+    }
+
+    #[test]
+    fn a_running_job_shows_its_agent_once_chosen() {
+        let mut state = state(2, None);
+        assert!(state.assigned(&job("a"), Instant::now()));
+        assert_eq!(state.snapshot().jobs[0].agent, None, "not chosen yet");
+        state.set_agent("a", "clinic-hi".into());
+        state.set_agent("gone", "default".into());
+        let jobs = state.snapshot().jobs;
+        assert_eq!((jobs.len(), jobs[0].agent.as_deref()), (1, Some("clinic-hi")));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod livekit;
 pub mod mocks;
 pub mod n8n;
 pub mod noise;
+pub mod redis_server;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -104,8 +104,13 @@ pub async fn invalidate_cache(
         })?;
     }
     let invalidated = state.profiles.invalidate(agent_id);
-    tracing::info!(agent_id = agent_id.unwrap_or("*"), invalidated, "profile cache invalidated");
-    Ok(Json(json!({ "status": "ok", "invalidated": invalidated, "agentId": agent_id })))
+    // Every other instance drops it too; `false` when Redis is down (or not set).
+    let published = match state.shared() {
+        Some(shared) => shared.publish_invalidation(agent_id).await,
+        None => false,
+    };
+    tracing::info!(agent_id = agent_id.unwrap_or("*"), invalidated, published, "profile cache invalidated");
+    Ok(Json(json!({ "status": "ok", "invalidated": invalidated, "agentId": agent_id, "published": published })))
 }
 
 /// Lets the request through only with `Authorization: Bearer $ADMIN_TOKEN`.
