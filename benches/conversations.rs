@@ -63,6 +63,9 @@ fn main() {
         let (_server, url) = support::dev_server().await;
         let sarvam = MockSarvam::start("bench-sarvam").await;
         sarvam.tts_audio(ANSWER_AUDIO);
+        // Words that neither close a sentence nor leave it open, so every turn ends after the
+        // profile's plain `min_silence_ms` (END_OF_TURN), as before adaptive endpointing.
+        sarvam.stt_answers(std::iter::repeat_n("I would like to book a table for two", 1_000_000));
         let llm = MockOpenAi::start(Flavour::Groq, "bench-groq").await;
         let with_preemption = bench_profiles(true);
         let without_preemption = bench_profiles(false);
