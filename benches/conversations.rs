@@ -5,7 +5,7 @@
 //! packet of the answer leaving, minus the end-of-turn silence it must wait anyway (500 ms), with
 //! providers that answer at once (the test mocks, zero latency), so what remains is ours.
 //!
-//! Then, with providers as slow as real ones (speech-to-text and synthesis 200 ms, the model's
+//! Then, with providers as slow as real ones (speech-to-text and synthesis 100 ms, the model's
 //! first token 400 ms), voice-to-voice itself with preemptive generation (the model asked at the
 //! caller's first pause, its answer released when the turn ends) and without, and what that
 //! costs in model requests per answered turn.
@@ -88,10 +88,10 @@ fn main() {
                 percentile(&figures.tts, 0.5),
             );
         }
-        sarvam.latency(Duration::from_millis(200));
+        sarvam.latency(Duration::from_millis(100));
         llm.latency(Duration::from_millis(400));
         println!(
-            "\nwith slow providers (speech 200 ms, model 400 ms)\n\
+            "\nwith slow providers (speech 100 ms, model 400 ms)\n\
              conversations  preemptive  turns  voice-to-voice p50 / p95 / max (ms)  model requests per turn"
         );
         for &count in counts.iter().filter(|count| **count <= 10) {
@@ -145,7 +145,10 @@ async fn measure(
 ) -> Figures {
     let worker = Worker::start(url, sarvam, llm, profiles).await;
     let idle_rss = worker.resident_kib();
-    let tag = format!("c{count}-{}", std::process::id());
+    // Each measurement in rooms of its own: a room the last worker served is not dispatched again.
+    static MEASUREMENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = MEASUREMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("c{count}-{}-{run}", std::process::id());
     let _callers = Reaped(
         Command::new(std::env::current_exe().expect("this program"))
             .args(["--callers", &count.to_string(), url, &tag])
@@ -218,6 +221,9 @@ impl Worker {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                if entry["level"] == "WARN" || entry["level"] == "ERROR" {
+                    eprintln!("worker: {line}");
+                }
                 let stage = |name: &str| entry[name].as_f64().unwrap_or(f64::NAN);
                 if entry["voice_to_voice_ms"].is_number() {
                     let turn = Turn {

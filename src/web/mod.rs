@@ -39,8 +39,11 @@ use crate::net::{self, Limits};
 use crate::profiles::ProfileStore;
 use crate::shared::Shared;
 
+/// What the token server's routes share: settings, profiles, rate limits, metrics.
 pub struct AppState {
+    /// The token server's settings.
     pub settings: Arc<Settings>,
+    /// The agent profiles the page may offer.
     pub profiles: Arc<ProfileStore>,
     token_limiter: Mutex<RateLimiter>,
     api_limiter: Mutex<RateLimiter>,
@@ -54,6 +57,8 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a token server working alone (no Redis), listing live calls through
+    /// LiveKit's RoomService.
     pub fn new(settings: Arc<Settings>, profiles: Arc<ProfileStore>) -> Self {
         let token_limiter = Mutex::new(RateLimiter::new(settings.web.token_rate_limit_per_min));
         let api_limiter = Mutex::new(RateLimiter::new(settings.web.api_rate_limit_per_min));
@@ -179,6 +184,7 @@ async fn count_request(State(state): State<Arc<AppState>>, request: Request, nex
     response
 }
 
+/// Every route of the token server: the API, the admin routes and the page's assets.
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.settings.web.cors_origins);
     let policy = security::content_security_policy(&without_credentials(&state.settings.livekit.public_url));

@@ -22,6 +22,7 @@ use super::state::Snapshot;
 use crate::metrics::{self, Exposition};
 use crate::net::{self, Limits};
 
+/// The worker's latest [`Snapshot`], updated by the worker loop and read by `/worker`.
 pub type SharedSnapshot = Arc<Mutex<Snapshot>>;
 
 /// Probes come from a few load balancers and orchestrators, one request at a time.
@@ -77,6 +78,8 @@ impl PublicView {
     }
 }
 
+/// Serves `/` (200 while registered, else 503), `/worker` and `/metrics` on `listener` until
+/// `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     snapshot: SharedSnapshot,

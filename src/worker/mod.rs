@@ -51,15 +51,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// After the drain timeout jobs are told to stop; those still running this much later are cut.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// Where the worker registers and how much it takes on.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// LIVEKIT_URL: the server the worker registers with (`ws://` or `wss://`).
     pub livekit_url: String,
+    /// LIVEKIT_API_KEY: names the key pair the worker's token is signed with.
     pub api_key: String,
+    /// LIVEKIT_API_SECRET.
     pub api_secret: Secret,
+    /// Its agent name, call cap and load threshold, as announced to LiveKit.
     pub limits: Limits,
+    /// How long running calls may go on once a drain starts.
     pub drain_timeout: Duration,
 }
 
+/// An agent worker: registers with LiveKit, takes jobs within its limits and runs `session`
+/// for each, one task per call; reconnects when the connection drops.
 pub struct Worker {
     config: WorkerConfig,
     profiles: Arc<ProfileStore>,
@@ -77,6 +85,8 @@ enum Note {
 }
 
 impl Worker {
+    /// A worker running `session` for every job, with the agent profile the dispatch chooses
+    /// from `profiles`.
     pub fn new(config: WorkerConfig, profiles: Arc<ProfileStore>, session: Arc<dyn AgentSession>) -> Self {
         let snapshot = Arc::new(Mutex::new(WorkerState::new(config.limits.clone()).snapshot()));
         Self { config, profiles, session, snapshot, metrics: WorkerMetrics::default() }

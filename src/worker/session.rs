@@ -17,7 +17,9 @@ use crate::profiles::AgentProfile;
 /// The language and voice of this call: the caller's choice where valid, else the profile's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallChoice {
+    /// A language the profile's providers all speak (BCP-47, `hi-IN`).
     pub language: String,
+    /// A voice of the profile's text-to-speech provider in that language.
     pub voice: String,
 }
 
@@ -78,10 +80,15 @@ impl EndReason {
 
 /// Everything a session needs for one call.
 pub struct JobContext {
+    /// The job as LiveKit assigned it (id, room, dispatch metadata).
     pub job: pb::Job,
+    /// The room, already joined as the agent.
     pub room: Room,
+    /// What happens in the room: people joining and leaving, tracks, data, text streams.
     pub events: mpsc::UnboundedReceiver<RoomEvent>,
+    /// The agent profile the dispatch or the caller chose (else the default).
     pub profile: Arc<AgentProfile>,
+    /// The call's language and voice.
     pub choice: CallChoice,
     /// Values for the profile's `{{name}}` placeholders from the metadata that chose the agent
     /// (its `variables` object and its other plain fields), and `caller_name` when the caller
@@ -94,6 +101,7 @@ pub struct JobContext {
     pub metrics: WorkerMetrics,
 }
 
+/// What runs each call; [`crate::agent::per_call`] makes one from an agent builder.
 pub trait AgentSession: Send + Sync + 'static {
     /// Runs the call to its end; an error marks the job FAILED with that message.
     fn run(&self, context: JobContext) -> BoxFuture<'static, Result<(), String>>;

@@ -14,9 +14,12 @@ pub const ASSIGNMENT_TIMEOUT: Duration = Duration::from_millis(7_500);
 /// Finished jobs kept for `/worker`, so operators see recent failures.
 const RECENT_JOBS: usize = 20;
 
+/// What the worker announces and how much it takes on.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// AGENT_NAME; empty for automatic dispatch (a job for every new room).
     pub agent_name: String,
+    /// MAX_JOBS: calls at once; beyond it the worker reports itself full.
     pub max_jobs: u32,
     /// `None` takes calls whatever the load.
     pub load_threshold: Option<f64>,
@@ -25,22 +28,30 @@ pub struct Limits {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunningJob {
+    /// The LiveKit job id.
     pub id: String,
+    /// The room the call is in.
     pub room: String,
     /// The agent profile the job runs, once chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// When the worker took the job.
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FinishedJob {
+    /// The LiveKit job id.
     pub id: String,
+    /// The room the call was in.
     pub room: String,
+    /// As reported to LiveKit: `success` or `failed`.
     pub status: &'static str,
+    /// Why a failed job failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the job ended.
     pub ended_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -48,13 +59,21 @@ pub struct FinishedJob {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
+    /// The id LiveKit gave at registration; `None` until registered.
     pub worker_id: Option<String>,
+    /// The agent name it registered with.
     pub agent_name: String,
+    /// `connecting`, `available`, `full` or `draining`.
     pub status: &'static str,
+    /// 0 to 1, as last reported to LiveKit.
     pub load: f64,
+    /// Calls running now.
     pub job_count: usize,
+    /// MAX_JOBS.
     pub max_jobs: u32,
+    /// The calls running now.
     pub jobs: Vec<RunningJob>,
+    /// The last jobs that ended, newest last.
     pub recent_jobs: Vec<FinishedJob>,
 }
 
