@@ -84,6 +84,11 @@ fn the_whole_stack_comes_up_from_one_file_and_the_worker_scales() {
         assert_eq!(environment["REDIS_URL"], "redis://redis:6379", "{name}");
     }
     assert_eq!(services["web"]["environment"]["LIVEKIT_PUBLIC_URL"], "ws://localhost:7880", "browsers reach LiveKit");
+    let web = &services["web"];
+    assert_eq!(web["environment"]["METRICS_HOST"], "0.0.0.0", "Prometheus on the compose network scrapes it");
+    assert!(!web["ports"].to_string().contains("9464"), "metrics are not published on the host");
+    let volumes = web["volumes"].to_string();
+    assert!(volumes.contains("outbox:/app/data:ro"), "/admin reads the spool, read-only: {volumes}");
 
     let worker = &services["worker"];
     assert!(worker.get("container_name").is_none(), "a fixed name would stop `--scale worker=N`");

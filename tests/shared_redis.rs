@@ -57,6 +57,30 @@ fn worker_profiles(redis: &RedisServer, n8n: &MockN8n, tasks: &mut JoinSet<()>) 
     profiles
 }
 
+/// What the operator's view lists: `{source, calls}`.
+async fn admin_calls(server: &TokenServer) -> Value {
+    let response = reqwest::Client::new()
+        .get(format!("{}/admin/api/calls", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("JSON")
+}
+
+/// The rooms of a listing, sorted.
+fn listed_rooms(listed: &Value) -> Vec<String> {
+    let mut rooms: Vec<String> = listed["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|call| call["room"].as_str().map(str::to_owned))
+        .collect();
+    rooms.sort();
+    rooms
+}
+
 async fn config_of(server: &TokenServer, id: &str) -> StatusCode {
     reqwest::get(format!("{}/api/config/{id}", server.url)).await.expect("reachable").status()
 }
@@ -196,6 +220,16 @@ async fn a_dead_workers_calls_vanish_after_the_expiry_an_ended_call_at_once_and_
             .expect("JSON");
     assert_eq!(worker["calls"], 2);
 
+    // The operator's view lists every worker's calls from the registry, not from one LiveKit node.
+    let n8n = MockN8n::start().await;
+    let admin = TokenServer::start(token_server_settings(&redis, &n8n, &[])).await;
+    let listed = admin_calls(&admin).await;
+    assert_eq!(listed["source"], "registry", "{listed}");
+    assert_eq!(listed_rooms(&listed), ["room-AJ_1", "room-AJ_2", "room-AJ_3"]);
+    assert_eq!(listed["calls"][0]["agent"], "clinic-hi", "{listed}");
+    assert_eq!(listed["calls"][0]["state"], "running", "{listed}");
+    assert!(listed["calls"][0]["duration_seconds"].as_u64().is_some_and(|s| s > 0), "{listed}");
+
     // Killed: nothing refreshes or removes its entries any more.
     doomed.abort();
     until(Duration::from_secs(3), "the dead worker's call expired", async || {
@@ -203,6 +237,7 @@ async fn a_dead_workers_calls_vanish_after_the_expiry_an_ended_call_at_once_and_
     })
     .await;
     assert_eq!(redis.keys("voice-agent:call:*").await, every[1..], "the living worker's calls stay");
+    assert_eq!(listed_rooms(&admin_calls(&admin).await), ["room-AJ_2", "room-AJ_3"], "the dead worker's call is gone");
 
     living_calls.lock().expect("not poisoned").retain(|c| c.call_id != "AJ_2");
     until(Duration::from_millis(800), "an ended call leaves at the next refresh, before the expiry", async || {
@@ -213,7 +248,10 @@ async fn a_dead_workers_calls_vanish_after_the_expiry_an_ended_call_at_once_and_
     // Stopping cleanly, a worker removes its entries as it goes, without waiting for the expiry.
     stop.send(()).expect("the registry task runs");
     tokio::time::timeout(Duration::from_millis(500), living).await.expect("it ends at once").expect("no panic");
-    assert!(redis.keys("voice-agent:*").await.is_empty(), "nothing left of the stopped worker");
+    for pattern in ["voice-agent:call:*", "voice-agent:worker:*"] {
+        assert!(redis.keys(pattern).await.is_empty(), "nothing left of the stopped worker: {pattern}");
+    }
+    assert!(admin_calls(&admin).await["calls"].as_array().is_some_and(Vec::is_empty), "no call is listed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,12 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{PREFIX, Shared};
 
 /// One live call, as `voice-agent:call:<worker>:<call id>` holds it (JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallEntry {
     /// The worker's id, which also names its sub-spool of SPOOL_DIR.
@@ -63,7 +63,43 @@ fn worker_key(worker: &str) -> String {
     format!("{PREFIX}:worker:{worker}")
 }
 
+/// The most calls a listing reads: far beyond one deployment's concurrent calls, and a bound on
+/// what one admin request makes Redis do.
+const MAX_LISTED: usize = 10_000;
+
 impl Shared {
+    /// Every worker's live calls, or `None` while Redis is down. Entries that do not parse (a
+    /// newer version's) are skipped.
+    pub async fn live_calls(&self) -> Option<Vec<CallEntry>> {
+        self.run("listing the call registry", |mut connection| async move {
+            let pattern = format!("{PREFIX}:call:*");
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut connection)
+                    .await?;
+                keys.extend(found);
+                cursor = next;
+                if cursor == 0 || keys.len() >= MAX_LISTED {
+                    break;
+                }
+            }
+            keys.truncate(MAX_LISTED);
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut connection).await?;
+            Ok(values.into_iter().flatten().filter_map(|value| serde_json::from_str(&value).ok()).collect())
+        })
+        .await
+    }
+
     /// Keeps `worker`'s entries current from `snapshot` (its state and live calls) until `stop`
     /// resolves, then removes them. While Redis is down nothing is written; entries come back at
     /// the first refresh after it returns.

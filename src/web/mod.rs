@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
-pub use admin::{CallsError, LiveCall, LiveCalls, RoomService};
+pub use admin::{CallsError, LiveCall, LiveCalls, RegistryCalls, RoomService};
 pub use error::ApiError;
 use rate_limit::RateLimiter;
 
@@ -57,8 +57,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a token server working alone (no Redis), listing live calls through
-    /// LiveKit's RoomService.
+    /// The token server's state: with REDIS_URL, shared with other instances and listing live
+    /// calls from the registry; without, working alone and listing them through LiveKit's
+    /// RoomService.
     pub fn new(settings: Arc<Settings>, profiles: Arc<ProfileStore>) -> Self {
         let token_limiter = Mutex::new(RateLimiter::new(settings.web.token_rate_limit_per_min));
         let api_limiter = Mutex::new(RateLimiter::new(settings.web.api_rate_limit_per_min));
@@ -68,7 +69,11 @@ impl AppState {
             Shared::new(url).inspect_err(|e| tracing::error!("{e}; this token server works alone")).ok()
         });
         let livekit = &settings.livekit;
-        let live_calls = Arc::new(RoomService::new(&livekit.url, livekit.api_key.clone(), livekit.api_secret.clone()));
+        let room_service = RoomService::new(&livekit.url, livekit.api_key.clone(), livekit.api_secret.clone());
+        let live_calls: Arc<dyn LiveCalls> = match &shared {
+            Some(shared) => Arc::new(RegistryCalls::new(shared.clone(), room_service)),
+            None => Arc::new(room_service),
+        };
         let metrics = TokenMetrics::default();
         Self { settings, profiles, token_limiter, api_limiter, shared, livekit_url_for_browsers, live_calls, metrics }
     }

@@ -39,8 +39,8 @@ pub struct LiveCall {
     pub state: String,
     /// Since the room was created.
     pub duration_seconds: u64,
-    /// People in the call, agents aside.
-    pub callers: u32,
+    /// People in the call, agents aside; `None` from a source that does not count them.
+    pub callers: Option<u32>,
 }
 
 /// Why the live calls could not be listed or ended.
@@ -206,7 +206,7 @@ fn live_call(room: &pb::Room, participants: &[pb::ParticipantInfo], now_ms: i64)
             None => "waiting for an agent".to_owned(),
         },
         duration_seconds: u64::try_from(now_ms.saturating_sub(created_ms) / 1000).unwrap_or(0),
-        callers: u32::try_from(callers).unwrap_or(u32::MAX),
+        callers: Some(u32::try_from(callers).unwrap_or(u32::MAX)),
     }
 }
 
@@ -241,7 +241,7 @@ mod tests {
                 agent: Some("clinic-hi".into()),
                 state: "speaking".into(),
                 duration_seconds: 65,
-                callers: 1,
+                callers: Some(1),
             }
         );
         let waiting = live_call(&room, &people[..1], 75_500);
@@ -249,7 +249,7 @@ mod tests {
         let unnamed = live_call(&room, &[participant("agent-2", true, &[])], 75_500);
         assert_eq!(
             (unnamed.agent.as_deref(), unnamed.state.as_str(), unnamed.callers),
-            (Some("agent-2"), "joining", 0)
+            (Some("agent-2"), "joining", Some(0))
         );
     }
 

@@ -7,6 +7,7 @@
 mod calls;
 mod page;
 mod records;
+mod registry;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 pub use calls::{CallsError, LiveCall, LiveCalls, RoomService};
+pub use registry::RegistryCalls;
 
 use super::error::JsonObject;
 use super::{ApiError, AppState};
