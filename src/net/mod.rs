@@ -28,11 +28,13 @@
 
 mod admission;
 mod body;
+mod causes;
 mod client;
 mod limits;
 mod serve;
 mod stall;
 
+pub(crate) use causes::causes;
 pub use client::client_key;
 pub use limits::{Limits, MAX_HEAD_BYTES};
 pub use serve::serve;

@@ -31,6 +31,8 @@ mod outbox;
 mod schedule;
 pub(crate) mod signature;
 mod spool;
+#[cfg(test)]
+mod test_files;
 mod workers;
 
 use std::path::PathBuf;

@@ -472,21 +472,12 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The error and its causes (reqwest's own message is only "error sending request"), without the
-/// URL, which may carry credentials.
+/// What went wrong with a try, for the log: a timeout, or the error's causes without the URL.
 fn network_problem(error: reqwest::Error, timeout: Duration) -> String {
     if error.is_timeout() {
         return format!("no answer within {timeout:?}");
     }
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::net::causes(error)
 }
 
 /// Up to `ANSWER_KEPT` bytes of the answer; a broken or slow body keeps what arrived.

@@ -516,22 +516,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::records::test_files::{id, names};
 
     fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).expect("exists").permissions().mode() & 0o7777
-    }
-
-    fn id(text: &str) -> RecordId {
-        RecordId::parse(text).expect("a valid id")
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .expect("readable")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

@@ -117,19 +117,7 @@ fn adopt(own: &Spool, dir: &Path, name: &str, whole: bool) {
 mod tests {
     use super::*;
     use crate::records::id::RecordId;
-
-    fn id(text: &str) -> RecordId {
-        RecordId::parse(text).expect("a valid id")
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .expect("readable")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+    use crate::records::test_files::{id, names};
 
     fn sorted(ids: Vec<RecordId>) -> Vec<String> {
         let mut ids: Vec<String> = ids.iter().map(ToString::to_string).collect();

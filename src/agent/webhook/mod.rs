@@ -130,7 +130,7 @@ impl WebhookTool {
         let mut response = match request.body(body.to_vec()).send().await {
             Ok(response) => response,
             Err(error) if error.is_timeout() => return Try::TimedOut,
-            Err(error) => return Try::Unreachable(causes(error)),
+            Err(error) => return Try::Unreachable(crate::net::causes(error)),
         };
         let status = response.status().as_u16();
         let mut kept = Vec::new();
@@ -144,7 +144,7 @@ impl WebhookTool {
                 Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
                 Ok(None) => break,
                 Err(error) if error.is_timeout() => return Try::TimedOut,
-                Err(error) => return Try::Unreachable(causes(error)),
+                Err(error) => return Try::Unreachable(crate::net::causes(error)),
             }
         }
         Try::Answered { status, body: kept, truncated }
@@ -185,18 +185,4 @@ impl Tool for WebhookTool {
             }
         })
     }
-}
-
-/// The error and its causes (reqwest's own message is only "error sending request"), without the
-/// URL, which may carry credentials.
-fn causes(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
