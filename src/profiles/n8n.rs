@@ -87,11 +87,6 @@ impl N8nClient {
         Self { http, endpoint, timeout }
     }
 
-    /// The profile webhook's URL; the agent id goes in its `agent_id` query parameter.
-    pub fn endpoint(&self) -> &Url {
-        &self.endpoint
-    }
-
     pub(crate) async fn fetch(&self, id: &str, defaults: &ProfileDefaults) -> Result<N8nAnswer, N8nError> {
         let request = self.http.get(self.endpoint.clone()).query(&[("agent_id", id)]).timeout(self.timeout);
         let mut response =

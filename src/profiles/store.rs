@@ -80,11 +80,6 @@ impl ProfileStore {
         self.local.values().map(AsRef::as_ref)
     }
 
-    /// The n8n client, when profiles come from n8n.
-    pub fn n8n(&self) -> Option<&N8nClient> {
-        self.n8n.as_ref()
-    }
-
     /// The profile of agent `id`.
     pub async fn get(&self, id: &str) -> Result<Arc<AgentProfile>, ProfileError> {
         self.get_at(id, Instant::now()).await
