@@ -67,6 +67,7 @@ where
     F: Fn(&JobContext) -> Result<Agent, E> + Send + Sync + 'static,
     E: std::fmt::Display,
 {
+    crate::pipeline::vad::preload();
     Arc::new(PerCall(build))
 }
 

@@ -44,6 +44,7 @@ impl PipelineSession {
     /// Agents with the deployment's provider keys, keeping records in `outbox`. Profile tools
     /// whose webhook is a path under N8N_BASE_URL are left out until [`Self::with_n8n`].
     pub fn new(providers: ProviderSettings, http: reqwest::Client, outbox: Outbox) -> Self {
+        super::vad::preload();
         let tools_http = WebhookTool::client().unwrap_or_else(|e| {
             tracing::warn!("cannot set up the webhook tools' own HTTP client ({e}); they share the providers'");
             http.clone()

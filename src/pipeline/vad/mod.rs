@@ -39,6 +39,12 @@ mod floor;
 mod silero;
 mod webrtc;
 
+/// Loads the neural detector's shared model now (see `silero_vad::preload`): called when a
+/// worker's agent is set up, so calls never wait for it and the worker's idle memory shows it.
+pub(crate) fn preload() {
+    silero_vad::preload();
+}
+
 use std::fmt;
 use std::time::Duration;
 
