@@ -41,6 +41,14 @@ pub(super) fn url(
     Ok(url)
 }
 
+/// A provider socket reads in 16 KiB chunks rather than tungstenite's 128 KiB: a call keeps up
+/// to three open (speech-to-text sockets waiting for the next utterance, the speech socket), and
+/// their messages (transcripts, audio chunks) arrive in pieces of a few KiB anyway, so the larger
+/// buffer only held memory. No message may exceed 16 MiB (an audio chunk is far smaller).
+fn socket_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 * 1024).max_message_size(Some(16 << 20))
+}
+
 /// Opens the socket within `timeout`, the key in a header (never in the URL, which proxies log).
 pub(super) async fn connect(
     provider: &'static str,
@@ -57,7 +65,7 @@ pub(super) async fn connect(
     request.headers_mut().insert(name, value);
     // Small messages (a flush, a sentence) must leave at once: with Nagle's algorithm one waits
     // for the server's delayed acknowledgement of the previous, 40 ms on Linux.
-    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true);
     match tokio::time::timeout(timeout, connecting).await {
         Err(_) => Err(ProviderError::Timeout { provider, after: timeout }),
         Ok(Ok((socket, _))) => Ok(socket),
