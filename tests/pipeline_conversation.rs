@@ -58,7 +58,9 @@ async fn a_caller_is_greeted_heard_answered_and_both_sides_are_transcribed() {
         "the caller heard {received:.2} s of the {produced:.2} s synthesised"
     );
     let states = caller.heard(|h| h.states.clone());
-    let order = ["listening", "speaking", "listening", "thinking", "speaking", "listening"];
+    // The greeting spoken, the caller heard, the answer spoken. A state that lasts no time (the
+    // first `listening` when the greeting starts at once) may be replaced before it is published.
+    let order = ["speaking", "listening", "thinking", "speaking", "listening"];
     let mut at = 0;
     for state in &states {
         if order.get(at) == Some(&state.as_str()) {
