@@ -75,10 +75,17 @@ impl RetryPolicy {
                 Err(error) => error,
             };
             retry += 1;
-            let Some(delay) = self.delay(retry, &error) else { return Err(error) };
-            tracing::warn!(%error, ?delay, retry, "provider request failed; retrying");
-            tokio::time::sleep(delay).await;
+            self.pause(retry, error, "provider request failed; retrying").await?;
         }
+    }
+
+    /// Waits before retry number `retry` after `error`, saying `why` in the log, or gives `error`
+    /// back when the policy gives up.
+    pub(crate) async fn pause(&self, retry: u32, error: ProviderError, why: &str) -> Result<(), ProviderError> {
+        let Some(delay) = self.delay(retry, &error) else { return Err(error) };
+        tracing::warn!(%error, ?delay, retry, "{why}");
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 }
 

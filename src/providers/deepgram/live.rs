@@ -460,12 +460,9 @@ impl Connection {
             return;
         }
         self.retries += 1;
-        match self.access.retry.delay(self.retries, &error) {
-            Some(delay) => {
-                tracing::warn!(%error, ?delay, retry = self.retries, "speech-to-text failed; retrying with the utterance's audio");
-                tokio::time::sleep(delay).await;
-            }
-            None => self.give_up(error),
+        let why = "speech-to-text failed; retrying with the utterance's audio";
+        if let Err(error) = self.access.retry.pause(self.retries, error, why).await {
+            self.give_up(error);
         }
     }
 

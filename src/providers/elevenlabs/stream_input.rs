@@ -180,10 +180,7 @@ impl Shared {
 
     /// Waits before retry number `retry`, or gives `error` back when the policy gives up.
     async fn pause(&self, retry: u32, error: ProviderError) -> Result<(), ProviderError> {
-        let delay = self.access.retry.delay(retry, &error).ok_or_else(|| error.clone())?;
-        tracing::warn!(%error, ?delay, retry, "text-to-speech failed before any audio; retrying");
-        tokio::time::sleep(delay).await;
-        Ok(())
+        self.access.retry.pause(retry, error, "text-to-speech failed before any audio; retrying").await
     }
 
     /// Sends the sentence and ends the stream's input; the first audio, or `None` when the

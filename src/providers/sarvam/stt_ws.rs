@@ -262,11 +262,8 @@ impl Session {
     /// Waits before the next try, or records the failure and tells the utterance.
     async fn pause(&mut self, error: ProviderError) -> Result<(), ()> {
         self.retries += 1;
-        if let Some(delay) = self.shared.config.retry.delay(self.retries, &error) {
-            tracing::warn!(%error, ?delay, retry = self.retries, "speech-to-text failed; retrying with the utterance's audio");
-            tokio::time::sleep(delay).await;
-            return Ok(());
-        }
+        let why = "speech-to-text failed; retrying with the utterance's audio";
+        let Err(error) = self.shared.config.retry.pause(self.retries, error, why).await else { return Ok(()) };
         let _ = self.failure.set(error.clone());
         if let Some(reply) = self.finish.take() {
             let _ = reply.send(Err(error));

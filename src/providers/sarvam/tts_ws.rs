@@ -143,10 +143,7 @@ impl Shared {
 
     /// Waits before retry number `retry`, or gives `error` back when the policy gives up.
     async fn pause(&self, retry: u32, error: ProviderError) -> Result<(), ProviderError> {
-        let delay = self.config.retry.delay(retry, &error).ok_or_else(|| error.clone())?;
-        tracing::warn!(%error, ?delay, retry, "text-to-speech failed before any audio; retrying");
-        tokio::time::sleep(delay).await;
-        Ok(())
+        self.config.retry.pause(retry, error, "text-to-speech failed before any audio; retrying").await
     }
 
     /// Sends one sentence and waits for its first audio.
