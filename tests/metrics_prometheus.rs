@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::agent::{Caller, GROQ_KEY, SARVAM_KEY, caller_with_token};
+use support::agent::{GROQ_KEY, SARVAM_KEY, caller_with_token};
 use support::livekit::dev_server;
 use support::mocks::Fault;
 use support::mocks::openai::{Flavour, MockOpenAi, Reply};
@@ -91,16 +91,6 @@ async fn query(http: &reqwest::Client, prometheus: &str, expr: &str) -> Vec<Valu
 fn single(result: &[Value]) -> f64 {
     let value = result.first().and_then(|series| series["value"][1].as_str()).unwrap_or("NaN");
     value.parse().unwrap_or(f64::NAN)
-}
-
-/// Waits until the agent has finished its `n`th reply (the greeting is the first) and listens.
-async fn listening_after(caller: &Caller, n: usize) {
-    caller
-        .until(&format!("the agent to listen after reply #{n}"), LIMIT, |h| {
-            h.states.iter().filter(|s| *s == "speaking").count() >= n
-                && h.states.last().is_some_and(|s| s == "listening")
-        })
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,11 +187,11 @@ async fn every_dashboard_query_returns_data_from_a_worker_and_token_server_in_a_
     llm.replies([Reply::Text("We open at nine, Sundays included.".into())]);
     let mut caller = caller_with_token(&server.url(), first["token"].as_str().expect("a token")).await;
     caller.open_microphone().await;
-    listening_after(&caller, 1).await;
+    caller.listening_after(1, LIMIT).await;
     caller.say(&support::audio::speech_clip(0.9, 2.6)).await;
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
     caller.say(&support::audio::speech_clip(0.9, 2.6)).await;
-    listening_after(&caller, 3).await;
+    caller.listening_after(3, LIMIT).await;
     assert_eq!(caller.finals(true).last().map(String::as_str), Some("We open at nine, Sundays included."));
     caller.room.disconnect().await;
 

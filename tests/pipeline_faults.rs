@@ -53,16 +53,6 @@ async fn greeted(stage: &Stage, room: &str) -> Caller {
     caller
 }
 
-/// Waits until the agent has spoken its `n`th reply (the greeting counts) and listens again.
-async fn listening_after(caller: &Caller, n: usize) {
-    caller
-        .until(&format!("the agent to listen after reply #{n}"), LIMIT, |h| {
-            h.states.iter().filter(|s| *s == "speaking").count() >= n
-                && h.states.last().is_some_and(|s| s == "listening")
-        })
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_model_is_asked_again_after_its_retry_after_and_the_caller_gets_the_answer() {
     let stage = Stage::start().await;
@@ -100,7 +90,7 @@ async fn a_model_failing_on_every_attempt_gets_an_apology_and_the_call_goes_on()
     let records = stage.llm.records();
     assert_eq!(records.len(), attempts(), "every try was used");
     assert!(records.iter().all(|r| r.fault == Some(Fault::ServerError)));
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
     let jobs = stage.worker.snapshot().jobs;
     assert_eq!(jobs.len(), 1, "the call is not ended: {jobs:?}");
 
@@ -119,7 +109,7 @@ async fn a_model_failing_on_every_attempt_gets_an_apology_and_the_call_goes_on()
         ],
         "the model knows the agent apologised and the caller asked again"
     );
-    listening_after(&caller, 3).await;
+    caller.listening_after(3, LIMIT).await;
 }
 
 /// The model's answer breaks after its first words: the agent apologises and does not ask again.
@@ -133,7 +123,7 @@ async fn a_broken_answer_is_not_asked_again(fault: Fault, room: &str) {
 
     caller.say(&turn()).await;
     assert_eq!(caller.agent_said(2, LIMIT).await, apology, "the caller hears the apology");
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
     let records = stage.llm.records();
     assert_eq!(records.len(), 1, "a stream that already produced text is not asked again");
     assert_eq!(records[0].fault, Some(fault));
@@ -161,7 +151,7 @@ async fn an_exhausted_model_quota_is_not_retried_and_gets_an_apology() {
 
     caller.say(&turn()).await;
     assert_eq!(caller.agent_said(2, LIMIT).await, apology().await, "the caller hears the apology");
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
     let records = stage.llm.records();
     assert_eq!(records.len(), 1, "a spent quota is not asked again");
     assert_eq!(records[0].fault, Some(Fault::QuotaExhausted));
@@ -195,7 +185,7 @@ async fn speech_to_text_failing_on_every_attempt_gets_an_apology_and_the_next_tu
 
     caller.say(&turn()).await;
     assert_eq!(caller.agent_said(2, LIMIT).await, apology, "the agent asks the caller to repeat");
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
     let tries = stage.sarvam.attempts()[before..].to_vec();
     assert_eq!(tries.len(), attempts(), "every try was used: {tries:?}");
     assert!(tries.iter().all(|a| a.endpoint == "stt-ws" && a.fault == Some(Fault::ServerError)), "{tries:?}");
@@ -222,7 +212,7 @@ async fn a_refused_speech_to_text_key_is_not_retried_and_gets_an_apology() {
 
     caller.say(&turn()).await;
     assert_eq!(caller.agent_said(2, LIMIT).await, apology().await, "the agent asks the caller to repeat");
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
     let tries = stage.sarvam.attempts()[before..].to_vec();
     assert_eq!(tries.len(), 1, "a refused key is not tried again: {tries:?}");
     assert_eq!((tries[0].endpoint, tries[0].fault.clone()), ("stt-ws", Some(Fault::AuthFailure)));
@@ -278,7 +268,7 @@ async fn speech_synthesis_failing_on_every_attempt_gets_the_apology_recorded_at_
     let before = stage.sarvam.attempts().len();
     stage.sarvam.fault_next(Fault::ServerError, attempts());
     assert_eq!(caller.agent_said(2, LIMIT).await, apology, "the caller hears the apology");
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
 
     let tries = stage.sarvam.attempts()[before..].to_vec();
     assert_eq!(tries.len(), attempts(), "every try was used, and nothing else was synthesised: {tries:?}");
@@ -304,7 +294,7 @@ async fn speech_synthesis_breaking_mid_sentence_gets_the_apology_recorded_at_the
     // Taken by the answer's synthesis: Sarvam sends the first piece of audio, then an error.
     stage.sarvam.fault_next(Fault::ErrorMidStream, 1);
     assert_eq!(caller.agent_said(2, LIMIT).await, apology, "the caller hears the apology");
-    listening_after(&caller, 2).await;
+    caller.listening_after(2, LIMIT).await;
 
     let after: Vec<String> = stage.sarvam.tts_requests()[before..].iter().map(|r| r.text.clone()).collect();
     assert_eq!(after, [ANSWER], "the broken sentence is not synthesised again, nor is the apology");

@@ -225,6 +225,15 @@ impl Caller {
         read(&self.heard.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Waits until the agent has spoken its `n`th reply (the greeting counts) and listens again.
+    pub async fn listening_after(&self, n: usize, limit: Duration) {
+        self.until(&format!("the agent to listen after reply #{n}"), limit, |h| {
+            h.states.iter().filter(|s| *s == "speaking").count() >= n
+                && h.states.last().is_some_and(|s| s == "listening")
+        })
+        .await;
+    }
+
     /// Waits until `check` holds for what was received.
     pub async fn until(&self, what: &str, limit: Duration, check: impl Fn(&Heard) -> bool) {
         let started = Instant::now();
